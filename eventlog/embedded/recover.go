@@ -1,0 +1,301 @@
+package embedded
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/record"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/wal"
+
+	"github.com/herald-webhooks/herald/eventlog"
+)
+
+// Pebble's WAL chunk format (record package): 32 KiB blocks of chunks,
+// each chunk header crc(4) len(2) type(1) [logNum(4) [syncOffset(8)]].
+const (
+	walBlockSize         = 32 << 10
+	walRecyclableHeader  = 11
+	walSyncHeader        = 19
+	walFirstRecyclable   = 5 // chunk types 5-8: recyclable format
+	walFirstSync         = 9 // chunk types 9-12: WAL sync format
+	walLastChunkEncoding = 12
+)
+
+var walCRCTable = crc32.MakeTable(crc32.Castagnoli)
+
+// checkWALTail reads the newest WAL in dir with Pebble's own reader before
+// Pebble replays it, to say what replay will do in words an operator can
+// act on:
+//
+//   - a clean end, or an end exactly after a complete record (a crash):
+//     nothing to say beyond an info line;
+//   - a damaged tail (a chunk of this WAL that fails its checksum or is cut
+//     off, or zeros where records were): Pebble will replay up to it and
+//     drop the rest, so a warning names the file, the offset and the bytes
+//     dropped: they may include acknowledged records;
+//   - damage followed by a complete chunk of the same WAL that promises the
+//     damaged bytes were synced: corruption, not a torn write. Open refuses,
+//     naming the file and the offset (Pebble refuses too, less legibly).
+func checkWALTail(fs vfs.FS, dir string, logger *slog.Logger) error {
+	logs, err := wal.Scan(wal.Dir{FS: fs, Dirname: dir})
+	if err != nil || len(logs) == 0 {
+		return nil // no WAL yet, or unreadable: Pebble's Open reports it
+	}
+	ll := logs[len(logs)-1]
+	r := ll.OpenForRead()
+	defer r.Close()
+	for {
+		_, off, err := r.NextRecord()
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		file, at := off.PhysicalFile, off.Physical
+		if errors.Is(err, record.ErrInvalidChunk) || errors.Is(err, record.ErrZeroedChunk) {
+			return fmt.Errorf("open event log %s: WAL %s is corrupt at offset %d (later records were synced after it): %v", dir, file, at, err)
+		}
+		if !errors.Is(err, record.ErrUnexpectedEOF) {
+			return fmt.Errorf("open event log %s: read WAL %s at offset %d: %w", dir, file, at, err)
+		}
+		return classifyWALTail(fs, dir, file, uint32(ll.Num), at, logger)
+	}
+}
+
+// classifyWALTail looks at the bytes of file after offset at, where the
+// last complete record ended and Pebble will stop replaying.
+func classifyWALTail(fs vfs.FS, dir, file string, logNum uint32, at int64, logger *slog.Logger) error {
+	tail, err := readFrom(fs, file, at)
+	if err != nil {
+		return fmt.Errorf("open event log %s: read WAL %s: %w", dir, file, err)
+	}
+	if len(tail) == 0 {
+		logger.Info("WAL ended without a clean close (a crash); every complete record is kept", "wal", file, "offset", at)
+		return nil
+	}
+	// Zero padding at the end of a 32 KiB block is legitimate.
+	if rest := walBlockSize - int(at%walBlockSize); rest < walRecyclableHeader && rest <= len(tail) && allZero(tail[:rest]) {
+		tail, at = tail[rest:], at+int64(rest)
+		if len(tail) == 0 {
+			logger.Info("WAL ended without a clean close (a crash); every complete record is kept", "wal", file, "offset", at)
+			return nil
+		}
+	}
+	ours := headerLogNum(tail) == logNum
+	later, syncedPast := findChunk(tail, logNum, at)
+	switch {
+	case syncedPast >= 0:
+		return fmt.Errorf("open event log %s: WAL %s is corrupt at offset %d: a complete chunk at offset %d says the log was synced past it; refusing to drop acknowledged records", dir, file, at, syncedPast)
+	case ours || later >= 0 || allZero(tail):
+		logger.Warn("WAL has a damaged tail: records after the offset are dropped, and they may include acknowledged appends (a torn write loses only unacknowledged ones)",
+			"wal", file, "offset", at, "dropped_bytes", len(tail))
+	default:
+		// Bytes of an older, recycled WAL: the normal end after a crash.
+		logger.Info("WAL ended without a clean close (a crash); every complete record is kept", "wal", file, "offset", at, "recycled_bytes", len(tail))
+	}
+	return nil
+}
+
+func readFrom(fs vfs.FS, file string, at int64) ([]byte, error) {
+	f, err := fs.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() <= at {
+		return nil, nil
+	}
+	buf := make([]byte, st.Size()-at)
+	if _, err := f.ReadAt(buf, at); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf, nil
+}
+
+func allZero(b []byte) bool {
+	return len(bytes.TrimLeft(b, "\x00")) == 0
+}
+
+// headerLogNum is the log number in a recyclable or WAL-sync chunk header
+// at the start of b, or 0.
+func headerLogNum(b []byte) uint32 {
+	if len(b) < walRecyclableHeader || b[6] < walFirstRecyclable || b[6] > walLastChunkEncoding {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(b[7:11])
+}
+
+// findChunk searches tail (which starts at file offset base) for a chunk of
+// log logNum whose checksum holds. It returns the offset of the first such
+// chunk (-1: none) and the offset of the first WAL-sync chunk that promises
+// the log was synced past base (-1: none).
+func findChunk(tail []byte, logNum uint32, base int64) (found, syncedPast int64) {
+	found, syncedPast = -1, -1
+	var want [4]byte
+	binary.LittleEndian.PutUint32(want[:], logNum)
+	for i := 0; i+walRecyclableHeader <= len(tail); i++ {
+		j := bytes.Index(tail[i+7:], want[:])
+		if j < 0 {
+			break
+		}
+		i += j
+		typ := tail[i+6]
+		if typ < walFirstRecyclable || typ > walLastChunkEncoding {
+			continue
+		}
+		hdr := walRecyclableHeader
+		if typ >= walFirstSync {
+			hdr = walSyncHeader
+		}
+		n := int(binary.LittleEndian.Uint16(tail[i+4:]))
+		if i+hdr+n > len(tail) {
+			continue
+		}
+		c := crc32.Checksum(tail[i+6:i+hdr+n], walCRCTable)
+		if binary.LittleEndian.Uint32(tail[i:]) != (c>>15|c<<17)+0xa282ead8 {
+			continue
+		}
+		if found < 0 {
+			found = base + int64(i)
+		}
+		if hdr == walSyncHeader && int64(binary.LittleEndian.Uint64(tail[i+11:])) > base {
+			return found, base + int64(i)
+		}
+	}
+	return found, syncedPast
+}
+
+// streamCheck accumulates one stream's records for verify.
+type streamCheck struct {
+	count uint64 // versions seen
+	sum   uint64 // order-sensitive hash of their positions
+}
+
+func (s *streamCheck) add(pos eventlog.Position) {
+	s.count++
+	s.sum = (s.sum^uint64(pos))*0x100000001b3 + s.count
+}
+
+// verify scans every record and index entry (Pebble checks each block's
+// checksum as it reads it, the record values carry their own CRC) and
+// checks that positions are dense from 1, that each stream's versions are
+// dense from 0 in position order, and that the index holds exactly the
+// records' (stream, version) -> position. It fills the stream heads and
+// the last position.
+func (l *Log) verify() error {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("open event log %s: verify: %s; the log is damaged, refusing to open it", l.dir, fmt.Sprintf(format, args...))
+	}
+	streams := map[string]*streamCheck{}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixRecord}, UpperBound: []byte{prefixRecord + 1}})
+	if err != nil {
+		return fail("%v", err)
+	}
+	want := eventlog.Position(1)
+	for ok := it.First(); ok; ok = it.Next() {
+		pos, okKey := recordKeyPos(it.Key())
+		if !okKey {
+			it.Close()
+			return fail("malformed record key %x", it.Key())
+		}
+		if pos != want {
+			it.Close()
+			return fail("records %d to %d are missing", want, pos-1)
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fail("position %d: %v", pos, err)
+		}
+		r, err := decodeRecordValue(pos, v, true)
+		if err != nil {
+			it.Close()
+			return fail("%v", err)
+		}
+		s := streams[r.Stream]
+		if s == nil {
+			s = &streamCheck{}
+			streams[r.Stream] = s
+		}
+		if r.Version != s.count {
+			it.Close()
+			return fail("stream %q: record at position %d has version %d, want %d", r.Stream, pos, r.Version, s.count)
+		}
+		s.add(pos)
+		want++
+	}
+	if err := firstErr(it.Error(), it.Close()); err != nil {
+		return fail("%v", err)
+	}
+	l.lastPos = want - 1
+
+	idx, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixIndex}, UpperBound: []byte{prefixIndex + 1}})
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer idx.Close()
+	var (
+		cur     string
+		check   streamCheck
+		entries int
+	)
+	finish := func() error {
+		if entries == 0 {
+			return nil
+		}
+		s := streams[cur]
+		if s == nil || *s != check {
+			got := streamCheck{}
+			if s != nil {
+				got = *s
+			}
+			return fail("stream %q: index has %d entries, records have %d (or they point elsewhere)", cur, check.count, got.count)
+		}
+		l.heads[cur] = int64(check.count) - 1
+		return nil
+	}
+	for ok := idx.First(); ok; ok = idx.Next() {
+		stream, version, err := decodeIndexKey(idx.Key())
+		if err != nil {
+			return fail("%v", err)
+		}
+		if entries == 0 || stream != cur {
+			if err := finish(); err != nil {
+				return err
+			}
+			cur, check, entries = stream, streamCheck{}, 0
+		}
+		pos, ok := decodePosition(idx.Value())
+		if !ok || version != check.count || pos == 0 || pos > l.lastPos {
+			return fail("stream %q: bad index entry for version %d (position %x)", stream, version, idx.Value())
+		}
+		check.add(pos)
+		entries++
+	}
+	if err := idx.Error(); err != nil {
+		return fail("%v", err)
+	}
+	if err := finish(); err != nil {
+		return err
+	}
+	if len(l.heads) != len(streams) {
+		for s, c := range streams {
+			if _, ok := l.heads[s]; !ok {
+				return fail("stream %q: %d records have no index entries", s, c.count)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package signer
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// sharedTestdata returns the path of a file in the shared testdata directory:
+// HERALD_SHARED_DIR/testdata/name, or ../shared/testdata/name from the
+// repository root (the first directory above the working directory holding
+// go.mod). The test fails, naming the path, if the file is missing.
+func sharedTestdata(t *testing.T, name string) string {
+	t.Helper()
+	shared := os.Getenv("HERALD_SHARED_DIR")
+	if shared == "" {
+		dir, err := os.Getwd()
+		if err != nil {
+			t.Fatalf("getwd: %v", err)
+		}
+		for {
+			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+				break
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				t.Fatalf("no go.mod above the working directory; set HERALD_SHARED_DIR to find testdata/%s", name)
+			}
+			dir = parent
+		}
+		shared = filepath.Join(dir, "..", "shared")
+	}
+	path := filepath.Join(shared, "testdata", name)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("shared testdata %s: %v", path, err)
+	}
+	return path
+}
+
+type signatureVector struct {
+	Why        string `json:"why"`
+	Secret     string `json:"secret"`
+	Timestamp  int64  `json:"timestamp"`
+	Body       string `json:"body"`
+	Header     string `json:"header"`
+	Now        int64  `json:"now"`
+	ToleranceS int64  `json:"tolerance_s"`
+	Valid      *bool  `json:"valid"`
+}
+
+func loadVectors(t *testing.T) (valid, edge []signatureVector) {
+	t.Helper()
+	path := sharedTestdata(t, "signature-vectors.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	var file struct {
+		Valid []signatureVector `json:"valid"`
+		Edge  []signatureVector `json:"edge"`
+	}
+	if err := json.Unmarshal(raw, &file); err != nil {
+		t.Fatalf("decode %s: %v", path, err)
+	}
+	if len(file.Valid) == 0 || len(file.Edge) == 0 {
+		t.Fatalf("%s: got %d valid and %d edge vectors, want some of each", path, len(file.Valid), len(file.Edge))
+	}
+	return file.Valid, file.Edge
+}
+
+func TestSignatureVectors(t *testing.T) {
+	valid, edge := loadVectors(t)
+	for i, v := range valid {
+		t.Run(vectorName("valid", i, v), func(t *testing.T) {
+			got := Sign([]byte(v.Body), time.Unix(v.Timestamp, 0), v.Secret)
+			if got != v.Header {
+				t.Errorf("Sign: got %q, want %q", got, v.Header)
+			}
+			err := Verify(v.Header, []byte(v.Body), []string{v.Secret}, time.Unix(v.Now, 0), time.Duration(v.ToleranceS)*time.Second)
+			if err != nil {
+				t.Errorf("Verify: got %v, want nil", err)
+			}
+		})
+	}
+	for i, v := range edge {
+		t.Run(vectorName("edge", i, v), func(t *testing.T) {
+			want := v.Valid != nil && *v.Valid
+			err := Verify(v.Header, []byte(v.Body), []string{v.Secret}, time.Unix(v.Now, 0), time.Duration(v.ToleranceS)*time.Second)
+			if got := err == nil; got != want {
+				t.Errorf("Verify valid: got %v (err %v), want %v", got, err, want)
+			}
+		})
+	}
+}
+
+func vectorName(kind string, i int, v signatureVector) string {
+	if v.Why != "" {
+		return fmt.Sprintf("%s/%d/%s", kind, i, v.Why)
+	}
+	return fmt.Sprintf("%s/%d", kind, i)
+}
