@@ -53,7 +53,10 @@ type Config struct {
 	// URLs may point at loopback and private addresses, on any port.
 	AllowPrivateEgress bool
 	// EgressRootCAs are trusted for deliveries besides the system roots.
-	EgressRootCAs  []*x509.Certificate
+	EgressRootCAs []*x509.Certificate
+	// EgressResolver resolves endpoint host names (nil: the system's).
+	// Embedders with their own DNS, and tests, set it.
+	EgressResolver egress.Resolver
 	ConsoleURL     string
 	Version        string
 	RequestTimeout time.Duration
@@ -124,6 +127,7 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		AttemptTimeout: cfg.AttemptTimeout,
 		UserAgent:      "Herald/" + cfg.Version,
 		Logger:         cfg.Logger,
+		Resolver:       cfg.EgressResolver,
 		Now:            cfg.Clock.Now,
 	}); err != nil {
 		return nil, err

@@ -92,6 +92,7 @@ type endpointState struct {
 	sealedSecret   string
 	createdVersion uint64
 	deleted        bool
+	deletedVersion uint64
 	pid            *actor.PID
 }
 
@@ -107,8 +108,8 @@ type tailnetActor struct {
 }
 
 // Props returns the props of a tailnet actor. Its endpoint actors are
-// restarted on failure (they rebuild from the log), at most 10 times in
-// 10 seconds.
+// supervised as the endpoint package says: restarted on failure (they
+// rebuild from the log), a bounded number of times.
 func Props(cfg Config) *actor.Props {
 	if cfg.ConsoleURL == "" {
 		cfg.ConsoleURL = DefaultConsoleURL
@@ -118,7 +119,7 @@ func Props(cfg Config) *actor.Props {
 	}
 	return actor.PropsFromProducer(func() actor.Actor {
 		return &tailnetActor{cfg: cfg, stream: StreamName(cfg.Name), log: cfg.Logger.With("tailnet", cfg.Name)}
-	}, actor.WithSupervisor(actor.NewOneForOneStrategy(10, 10*time.Second, actor.DefaultDecider)))
+	}, actor.WithSupervisor(endpoint.SupervisorStrategy()))
 }
 
 func (a *tailnetActor) Receive(ctx actor.Context) {
@@ -282,7 +283,7 @@ func (a *tailnetActor) apply(rec eventlog.Record) error {
 			return err
 		}
 		if ep := a.endpoints[r.ID]; ep != nil {
-			ep.deleted = true
+			ep.deleted, ep.deletedVersion = true, rec.Version
 		}
 	case recChange:
 		r, err := decode[changeRecord](rec)
@@ -602,7 +603,8 @@ func (a *tailnetActor) settings(ep *endpointState) (endpoint.Settings, error) {
 	}
 	return endpoint.Settings{
 		ID: ep.view.ID, Tailnet: a.cfg.Name, URL: ep.view.URL, ProviderType: ep.view.ProviderType,
-		Secrets: []string{secret}, CreatedVersion: ep.createdVersion, Deleted: ep.deleted,
+		Secrets: []string{secret}, CreatedVersion: ep.createdVersion,
+		Deleted: ep.deleted, DeletedVersion: ep.deletedVersion,
 	}, nil
 }
 

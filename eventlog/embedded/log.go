@@ -203,6 +203,11 @@ func (l *Log) pebbleOptions(fs vfs.FS) *pebble.Options {
 			WriteStallBegin: func(info pebble.WriteStallBeginInfo) {
 				l.logger.Warn("pebble write stall", "reason", info.Reason)
 			},
+			// Pebble's default is fatal; a read then fails with the error
+			// instead, and Open's verification refuses the damaged log.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				l.logger.Error("on-disk corruption", "path", info.Path, "details", info.Details)
+			},
 			DiskSlow: func(info pebble.DiskSlowInfo) {
 				l.logger.Warn("slow disk", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
 			},

@@ -3,10 +3,7 @@ package cli
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
-	"os"
-	"strings"
 
 	"github.com/herald-webhooks/herald/internal/receiver"
 )
@@ -17,7 +14,7 @@ func receive(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var (
 		listen     = fs.String("listen", receiver.DefaultListen, "HTTPS address to listen on (host:port)")
 		secret     = fs.String("secret", "", "endpoint signing secret (visible to other users in ps: prefer --secret-file)")
-		secretFile = fs.String("secret-file", "", "file holding the endpoint signing secret(s), one per line")
+		secretFile = fs.String("secret-file", "", "file of endpoint signing secrets, one per line, read on every request (it may be written after the receiver starts)")
 		status     = fs.Int("status", receiver.DefaultStatus, "HTTP status to answer valid deliveries with")
 		certOut    = fs.String("cert-out", "", "write the self-signed certificate (PEM) here, for herald serve --egress-ca")
 		tolerance  = fs.Duration("tolerance", receiver.DefaultTolerance, "how far the signed time may be from now")
@@ -34,25 +31,11 @@ func receive(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *secret != "" {
 		secrets = append(secrets, *secret)
 	}
-	if *secretFile != "" {
-		raw, err := os.ReadFile(*secretFile)
-		if err != nil {
-			return fmt.Errorf("--secret-file: %w", err)
-		}
-		for _, line := range strings.Split(string(raw), "\n") {
-			if line = strings.TrimSpace(line); line != "" {
-				secrets = append(secrets, line)
-			}
-		}
-		if len(secrets) == 0 {
-			return usagef("--secret-file %s holds no secret", *secretFile)
-		}
-	}
-	if len(secrets) == 0 {
+	if len(secrets) == 0 && *secretFile == "" {
 		return usagef("a secret is required: --secret S or --secret-file FILE")
 	}
 	return receiver.Run(ctx, receiver.Config{
-		Listen: *listen, Secrets: secrets, Status: *status, CertOut: *certOut,
+		Listen: *listen, Secrets: secrets, SecretsFile: *secretFile, Status: *status, CertOut: *certOut,
 		Tolerance: *tolerance, Out: stdout, Logger: logger,
 	}, nil)
 }

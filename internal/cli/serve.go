@@ -45,9 +45,9 @@ const (
 type serveFlags struct {
 	listen, dataDir, eventlog, egressCA, consoleURL, logLevel string
 	retryInterval, retryWindow, linger, attemptTimeout        time.Duration
-	batchEvents                                                int
-	batchBytes                                                 byteSize
-	allowPrivateEgress                                         bool
+	batchEvents                                               int
+	batchBytes                                                byteSize
+	allowPrivateEgress                                        bool
 }
 
 func (f *serveFlags) register(fs *flag.FlagSet) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -17,11 +18,12 @@ import (
 
 // handler verifies and prints deliveries.
 type handler struct {
-	secrets   []string
-	status    int
-	tolerance time.Duration
-	now       func() time.Time
-	logger    *slog.Logger
+	secrets     []string
+	secretsFile string
+	status      int
+	tolerance   time.Duration
+	now         func() time.Time
+	logger      *slog.Logger
 
 	mu  sync.Mutex // serialises writes so a batch's lines stay together
 	out io.Writer
@@ -36,12 +38,13 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	return &handler{
-		secrets:   cfg.Secrets,
-		status:    cfg.Status,
-		tolerance: cfg.Tolerance,
-		now:       cfg.Now,
-		logger:    cfg.Logger,
-		out:       cfg.Out,
+		secrets:     cfg.Secrets,
+		secretsFile: cfg.SecretsFile,
+		status:      cfg.Status,
+		tolerance:   cfg.Tolerance,
+		now:         cfg.Now,
+		logger:      cfg.Logger,
+		out:         cfg.Out,
 	}, nil
 }
 
@@ -74,7 +77,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, http.StatusUnauthorized, fmt.Sprintf("%d %s headers, want one", len(headers), signer.HeaderName))
 		return
 	}
-	if err := signer.Verify(headers[0], body, h.secrets, h.now(), h.tolerance); err != nil {
+	secrets, err := h.currentSecrets()
+	if err != nil {
+		h.reject(w, r, http.StatusUnauthorized, err.Error())
+		return
+	}
+	if err := signer.Verify(headers[0], body, secrets, h.now(), h.tolerance); err != nil {
 		h.reject(w, r, http.StatusUnauthorized, err.Error())
 		return
 	}
@@ -128,4 +136,26 @@ func compactEvents(body []byte) ([]byte, int, error) {
 		out.WriteByte('\n')
 	}
 	return out.Bytes(), len(events), nil
+}
+
+// currentSecrets returns the configured secrets plus those in the secrets
+// file, read afresh.
+func (h *handler) currentSecrets() ([]string, error) {
+	if h.secretsFile == "" {
+		return h.secrets, nil
+	}
+	raw, err := os.ReadFile(h.secretsFile)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read the secrets file: %v", err)
+	}
+	secrets := append([]string(nil), h.secrets...)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			secrets = append(secrets, line)
+		}
+	}
+	if len(secrets) == 0 {
+		return nil, fmt.Errorf("no secret yet: %s is missing or empty", h.secretsFile)
+	}
+	return secrets, nil
 }

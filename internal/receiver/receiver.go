@@ -39,6 +39,12 @@ type Config struct {
 	// Secrets are the endpoint secrets; a delivery signed with any of them
 	// is accepted (as during a rotation overlap). At least one, none empty.
 	Secrets []string
+	// SecretsFile, if set, is read on every request: one secret per line,
+	// added to Secrets. It may not exist yet when the receiver starts (the
+	// secret comes from registering the endpoint, which needs the
+	// receiver's certificate first), and a rotated secret can be written
+	// to it without a restart.
+	SecretsFile string
 	// Status is the answer to a valid delivery (DefaultStatus if 0); 200-599.
 	Status int
 	// CertOut, if set, is where the certificate is written as PEM.
@@ -59,7 +65,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
-	if len(cfg.Secrets) == 0 {
+	if len(cfg.Secrets) == 0 && cfg.SecretsFile == "" {
 		return cfg, errors.New("no secret: at least one is required")
 	}
 	for i, s := range cfg.Secrets {

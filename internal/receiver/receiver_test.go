@@ -686,3 +686,30 @@ func TestConfigRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretsFileReadOnEveryRequest: the receiver starts before the
+// secret exists, and picks up a rotated secret without a restart.
+func TestSecretsFileReadOnEveryRequest(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "receiver.secret")
+	r := start(t, receiver.Config{SecretsFile: file})
+	body := []byte(`[{"id":"e1"}]`)
+	now := time.Now()
+	if status, answer := r.post(t, body, signer.Sign(body, now, secretOld)); status != http.StatusUnauthorized || !strings.Contains(answer, "no secret yet") {
+		t.Fatalf("before the file exists: got %d %q, want 401 naming the missing secret", status, answer)
+	}
+	if err := os.WriteFile(file, []byte(secretOld+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if status, answer := r.post(t, body, signer.Sign(body, now, secretOld)); status != http.StatusOK {
+		t.Fatalf("with the secret written: got %d %q, want 200", status, answer)
+	}
+	if err := os.WriteFile(file, []byte(secretNew+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := r.post(t, body, signer.Sign(body, now, secretOld)); status != http.StatusUnauthorized {
+		t.Fatalf("old secret after rotation: got %d, want 401", status)
+	}
+	if status, answer := r.post(t, body, signer.Sign(body, now, secretNew)); status != http.StatusOK {
+		t.Fatalf("new secret after rotation: got %d %q, want 200", status, answer)
+	}
+}
