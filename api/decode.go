@@ -73,49 +73,64 @@ func (h *handler) decodeBody(w http.ResponseWriter, r *http.Request, v any) bool
 	if !ok {
 		return false
 	}
-	if err := decodeStrict(data, v); err != nil {
-		writeError(w, http.StatusBadRequest, "body: "+err.Error())
+	if err := decodeStrict(data, v, ""); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return false
 	}
 	return true
 }
 
 // decodeStrict decodes exactly one JSON value from data into v, refusing
-// unknown object fields. Its errors are safe to show the caller.
-func decodeStrict(data []byte, v any) error {
+// unknown object fields. where names the value in messages: "" for the
+// whole body, or a path such as "changes[3]". Its errors are safe to show
+// the caller and name the offending field.
+func decodeStrict(data []byte, v any, where string) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(err, where)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return errors.New("invalid JSON: more data after the first JSON value")
+		return fmt.Errorf("%s: invalid JSON: more data after the first JSON value", whole(where))
 	}
 	return nil
 }
 
+// whole names the value being decoded in a message.
+func whole(where string) string {
+	if where == "" {
+		return "body"
+	}
+	return where
+}
+
 // jsonError rewrites an encoding/json error for the caller: no Go type
-// names, and the offending field named.
-func jsonError(err error) error {
+// names, and the offending field named (as a path from where).
+func jsonError(err error, where string) error {
 	var syntax *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syntax):
-		return fmt.Errorf("invalid JSON: %s (at byte %d)", syntax.Error(), syntax.Offset)
+		return fmt.Errorf("%s: invalid JSON: %s (at byte %d)", whole(where), syntax.Error(), syntax.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return errors.New("invalid JSON: unexpected end of input")
+		return fmt.Errorf("%s: invalid JSON: unexpected end of input", whole(where))
 	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return fmt.Errorf("want a JSON %s, got %s", jsonKind(typ.Type), typ.Value)
+		field := typ.Field
+		switch {
+		case field == "":
+			field = whole(where)
+		case where != "":
+			field = where + "." + field
 		}
-		return fmt.Errorf("%s: want a JSON %s, got %s", typ.Field, jsonKind(typ.Type), typ.Value)
+		return fmt.Errorf("%s: want a JSON %s, got %s", field, jsonKind(typ.Type), typ.Value)
 	}
 	msg := strings.TrimPrefix(err.Error(), "json: ")
 	if strings.HasPrefix(msg, "unknown field ") {
-		return errors.New(msg)
+		return fmt.Errorf("%s: %s", whole(where), msg)
 	}
-	return fmt.Errorf("invalid JSON: %s", msg)
+	return fmt.Errorf("%s: invalid JSON: %s", whole(where), msg)
 }
+var rawMessageType = reflect.TypeFor[json.RawMessage]()
 
 // jsonKind names the JSON kind a Go type decodes from.
 func jsonKind(t reflect.Type) string {
@@ -124,6 +139,9 @@ func jsonKind(t reflect.Type) string {
 	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if t == rawMessageType {
+		return "value"
 	}
 	switch t.Kind() {
 	case reflect.String:

@@ -16,7 +16,7 @@ const (
 	msgEndpointNotFound = "webhook endpoint not found"
 	msgTailnetNotFound  = "tailnet not found"
 	msgInternal         = "internal error"
-	msgUnavailable      = "temporarily unavailable: the event log cannot be written; try again later"
+	msgUnavailable      = "temporarily unavailable (the event log cannot be written); try again later"
 )
 
 // errorBody is the JSON of every error answer. The official client reads
@@ -58,8 +58,8 @@ func writeEmpty(w http.ResponseWriter, status int) {
 
 // fail answers a Backend error: *tailnet.InvalidError → 400 with its
 // message, tailnet.ErrNotFound → 404 with notFound, a wrapped
-// eventlog.ErrUnavailable → 503 with Retry-After, anything else → 500
-// (logged; its text is never shown).
+// eventlog.ErrUnavailable or eventlog.ErrClosed → 503 with Retry-After,
+// anything else → 500 (logged; its text is never shown).
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, notFound string) {
 	var invalid *tailnet.InvalidError
 	switch {
@@ -67,7 +67,9 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error, notFou
 		writeError(w, http.StatusBadRequest, invalid.Msg)
 	case errors.Is(err, tailnet.ErrNotFound):
 		writeError(w, http.StatusNotFound, notFound)
-	case errors.Is(err, eventlog.ErrUnavailable):
+	case errors.Is(err, eventlog.ErrUnavailable), errors.Is(err, eventlog.ErrClosed):
+		// ErrClosed: Herald is shutting down; another instance (or this
+		// one, restarted) can take the retry.
 		h.log.Warn("api: event log unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
 		writeError(w, http.StatusServiceUnavailable, msgUnavailable)

@@ -151,6 +151,12 @@ func TestBackendFailures(t *testing.T) {
 			wantLog: "eventlog: unavailable",
 		},
 		{
+			name:       "log closed",
+			f:          failing{list: func() error { return fmt.Errorf("read tailnet-example.com: %w", eventlog.ErrClosed) }},
+			wantStatus: http.StatusServiceUnavailable, wantMsg: "try again later", wantRetryAfter: fmt.Sprint(api.RetryAfterSeconds),
+			wantLog: "eventlog: closed",
+		},
+		{
 			name:       "other error",
 			f:          failing{list: func() error { return errors.New(internalDetail) }},
 			wantStatus: http.StatusInternalServerError, wantMsg: "internal error",

@@ -63,20 +63,20 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, p Principal) {
 func decodeChanges(data []byte) ([]tailnet.Change, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, fmt.Errorf("body: %w", jsonError(err))
+		return nil, jsonError(err, "")
 	}
 	if _, batch := top["changes"]; !batch {
 		var c tailnet.Change
-		if err := decodeStrict(data, &c); err != nil {
-			return nil, fmt.Errorf("body: %w", err)
+		if err := decodeStrict(data, &c, ""); err != nil {
+			return nil, err
 		}
 		return []tailnet.Change{c}, nil
 	}
 	var b struct {
 		Changes []json.RawMessage `json:"changes"`
 	}
-	if err := decodeStrict(data, &b); err != nil {
-		return nil, fmt.Errorf("body: %w", err)
+	if err := decodeStrict(data, &b, ""); err != nil {
+		return nil, err
 	}
 	switch {
 	case len(b.Changes) == 0:
@@ -89,8 +89,8 @@ func decodeChanges(data []byte) ([]tailnet.Change, error) {
 		if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 			return nil, fmt.Errorf("changes[%d]: want a JSON object, got null", i)
 		}
-		if err := decodeStrict(raw, &out[i]); err != nil {
-			return nil, fmt.Errorf("changes[%d]: %w", i, err)
+		if err := decodeStrict(raw, &out[i], fmt.Sprintf("changes[%d]", i)); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

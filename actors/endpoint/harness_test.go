@@ -23,7 +23,6 @@ import (
 	"github.com/herald-webhooks/herald/eventlog"
 	"github.com/herald-webhooks/herald/eventlog/embedded"
 	"github.com/herald-webhooks/herald/events"
-	"github.com/herald-webhooks/herald/signer"
 )
 
 const (
@@ -83,7 +82,6 @@ type receiver struct {
 func newReceiver(t testing.TB, clk *clock.Fake, status func(n int) int) *receiver {
 	r := &receiver{t: t, clk: clk, status: status}
 	r.srv = httptest.NewTLSServer(http.HandlerFunc(r.serve))
-	t.Cleanup(r.srv.Close)
 	return r
 }
 
@@ -255,6 +253,9 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	h.startSystem()
 	t.Cleanup(func() {
 		h.stopSystem()
+		for _, r := range h.recvs {
+			r.srv.Close()
+		}
 		h.closeLog()
 		h.checkNoSecrets()
 	})

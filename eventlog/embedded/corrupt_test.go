@@ -16,8 +16,9 @@ import (
 const (
 	// corruptRecords is how many records the corruption tests write: enough
 	// for a WAL of many 32 KiB blocks.
-	corruptRecords = 3000
-	sectorSize     = 4096
+	corruptRecords   = 3000
+	corruptPerAppend = 5
+	sectorSize       = 4096
 )
 
 // corruptPayload is record i's exact data.
@@ -31,13 +32,17 @@ func writeCorruptFixture(t *testing.T, dir string, flush bool) {
 	t.Helper()
 	l := openTest(t, dir, Options{})
 	ctx := context.Background()
-	for i := range corruptRecords {
+	for i := 0; i < corruptRecords; i += corruptPerAppend {
 		if i == corruptRecords/2 && flush {
 			if err := l.db.Flush(); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := l.Append(ctx, fmt.Sprintf("s%d", i%7), eventlog.Any, eventlog.Event{Type: "t", Data: corruptPayload(i)}); err != nil {
+		var events []eventlog.Event
+		for j := i; j < i+corruptPerAppend; j++ {
+			events = append(events, eventlog.Event{Type: "t", Data: corruptPayload(j)})
+		}
+		if _, err := l.Append(ctx, fmt.Sprintf("s%d", i%7), eventlog.Any, events...); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -121,10 +126,16 @@ func TestCorruption(t *testing.T) {
 		{"FlipByteMidSSTable", ".sst", true, patch(func(n int64) int64 { return n / 3 }, flipByte), refuse},
 		{"ZeroSSTableSector", ".sst", true, patch(func(n int64) int64 { return n / 3 / sectorSize * sectorSize }, zeroSector), refuse},
 	}
+	fixtures := map[bool]string{false: t.TempDir(), true: t.TempDir()}
+	for flush, dir := range fixtures {
+		writeCorruptFixture(t, dir, flush)
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeCorruptFixture(t, dir, c.flush)
+			if err := os.CopyFS(dir, os.DirFS(fixtures[c.flush])); err != nil {
+				t.Fatal(err)
+			}
 			path := newest(t, dir, c.ext)
 			c.corrupt(t, path)
 			var logs capture

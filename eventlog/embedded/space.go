@@ -2,14 +2,9 @@ package embedded
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/herald-webhooks/herald/eventlog"
 )
-
-// spaceProbeInterval is how long a free-space reading is trusted while
-// space is plentiful; when space is short every group probes again.
-const spaceProbeInterval = 100 * time.Millisecond
 
 // diskState is what a probe of the data file system reports.
 type diskState struct {
@@ -19,33 +14,25 @@ type diskState struct {
 
 // spaceState is the writer's last reading.
 type spaceState struct {
-	at      time.Time
-	avail   uint64
-	written uint64 // bytes committed since the reading
-	low     bool   // appends are currently refused
+	low bool // appends are currently refused
 }
 
 // checkSpace refuses a group of n bytes with ErrUnavailable when the data
 // file system is read-only or its free space would fall below the reserve,
 // so that Pebble never meets ENOSPC or EROFS on its WAL (which it treats
-// as fatal). It probes at most every spaceProbeInterval while space is
-// plentiful, and on every group while it is short.
+// as fatal). It probes (one statfs, about a microsecond) before every
+// group: a reading cached for even a few milliseconds let a group through
+// onto a file system that another process had just filled.
 func (l *Log) checkSpace(n int64) error {
 	if l.opts.MinFreeBytes < 0 {
 		return nil
 	}
 	need := uint64(l.opts.MinFreeBytes) + uint64(n)
 	s := &l.space
-	now := time.Now()
-	if !s.low && !s.at.IsZero() && now.Sub(s.at) < spaceProbeInterval && s.avail >= s.written+need {
-		s.written += uint64(n)
-		return nil
-	}
 	st, err := l.opts.diskProbe(l.dir)
 	if err != nil {
 		return fmt.Errorf("%w: check free space of %s: %w", eventlog.ErrUnavailable, l.dir, err)
 	}
-	*s = spaceState{at: now, avail: st.avail, written: uint64(n), low: s.low}
 	switch {
 	case st.readOnly:
 		err = fmt.Errorf("%w: event log %s is on a read-only file system", eventlog.ErrUnavailable, l.dir)

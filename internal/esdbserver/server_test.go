@@ -55,10 +55,13 @@ func appendN(t *testing.T, c *esdb.Client, stream string, n int) *esdb.WriteResu
 }
 
 // appendLater appends one event to each stream, in order, from another
-// goroutine.
+// goroutine, which the test waits for before it ends.
 func appendLater(t *testing.T, c *esdb.Client, streams ...string) {
 	ctx := ctxFor(t)
+	done := make(chan struct{})
+	t.Cleanup(func() { <-done })
 	go func() {
+		defer close(done)
 		for _, s := range streams {
 			if _, err := c.AppendToStream(ctx, s, esdb.AppendToStreamOptions{}, esdb.EventData{EventType: "t", Data: []byte(s + "-0")}); err != nil {
 				t.Errorf("append to %q: %v", s, err)
