@@ -1,7 +1,7 @@
 package api_test
 
 import (
-		"fmt"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"

@@ -130,6 +130,7 @@ func jsonError(err error, where string) error {
 	}
 	return fmt.Errorf("%s: invalid JSON: %s", whole(where), msg)
 }
+
 var rawMessageType = reflect.TypeFor[json.RawMessage]()
 
 // jsonKind names the JSON kind a Go type decodes from.
