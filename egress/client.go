@@ -234,11 +234,15 @@ func New(cfg Config) (*Client, error) {
 			RootCAs:            roots,
 			ClientSessionCache: tls.NewLRUClientSessionCache(tlsSessionCacheSize),
 		},
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           orDefault(cfg.MaxIdleConns, DefaultMaxIdleConns),
-		MaxIdleConnsPerHost:    orDefault(cfg.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost),
-		MaxConnsPerHost:        cfg.MaxConnsPerHost,
-		IdleConnTimeout:        orDefault(cfg.IdleConnTimeout, DefaultIdleConnTimeout),
+		ForceAttemptHTTP2:   true,
+		MaxIdleConns:        orDefault(cfg.MaxIdleConns, DefaultMaxIdleConns),
+		MaxIdleConnsPerHost: orDefault(cfg.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost),
+		MaxConnsPerHost:     cfg.MaxConnsPerHost,
+		IdleConnTimeout:     orDefault(cfg.IdleConnTimeout, DefaultIdleConnTimeout),
+		// net/http dials and handshakes on a context detached from the
+		// request, so an abandoned attempt's dial would otherwise outlive
+		// it; dialContext and this timeout bound it to AttemptTimeout.
+		TLSHandshakeTimeout:    c.timeout,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		// Bodies are discarded, so compression would only cost CPU and
 		// invite decompression bombs.
@@ -479,6 +483,10 @@ func (t *attemptTrace) tlsFailed() bool {
 // denied, and dials only the addresses it checked; the dialer's control
 // hook checks each socket address once more.
 func (c *Client) dialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	// The transport's dial context carries no deadline (it outlives the
+	// request that started it); give it one.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	hostname, portText, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, &DeniedError{Host: address, Reason: "unparseable dial address"}

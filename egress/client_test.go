@@ -3,13 +3,19 @@ package egress
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -74,9 +80,9 @@ func (l *recordingListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// assertNoConnections proves that nothing connected to l so far: it makes a
-// probe connection and waits until l has accepted it. Accepts come in
-// order, so any earlier connection would have been recorded first.
+// assertNoConnections proves that nothing connected to l since the last
+// call: it makes a probe connection and waits until l has accepted it.
+// Accepts come in order, so any earlier connection was recorded first.
 func assertNoConnections(t *testing.T, l *recordingListener) {
 	t.Helper()
 	probe, err := net.Dial("tcp", l.Addr().String())
@@ -92,6 +98,9 @@ func assertNoConnections(t *testing.T, l *recordingListener) {
 		l.mu.Unlock()
 		for _, a := range accepted {
 			if a == me {
+				l.mu.Lock()
+				l.accepted = l.accepted[len(accepted):]
+				l.mu.Unlock()
 				if len(accepted) != 1 {
 					t.Fatalf("listener accepted %v before the probe %s, want no connections", accepted[:len(accepted)-1], me)
 				}
@@ -107,10 +116,17 @@ func assertNoConnections(t *testing.T, l *recordingListener) {
 }
 
 // startServer starts an HTTPS server on loopback whose listener records
-// connections. EnableHTTP2 is set when h2 is true.
+// connections. EnableHTTP2 is set when h2 is true. The server uses
+// httptest's built-in certificate (for 127.0.0.1, ::1 and example.com).
 func startServer(t testing.TB, h http.Handler, h2 bool) (*httptest.Server, *recordingListener) {
+	return startServerTLS(t, h, h2, nil)
+}
+
+// startServerTLS is startServer with the server's own TLS configuration.
+func startServerTLS(t testing.TB, h http.Handler, h2 bool, cfg *tls.Config) (*httptest.Server, *recordingListener) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = cfg
 	rl := newRecordingListener(srv.Listener)
 	srv.Listener = rl
 	srv.EnableHTTP2 = h2
@@ -118,6 +134,30 @@ func startServer(t testing.TB, h http.Handler, h2 bool) (*httptest.Server, *reco
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	return srv, rl
+}
+
+// selfSignedCert returns a fresh self-signed certificate for 127.0.0.1,
+// one that no client in these tests trusts.
+func selfSignedCert(t testing.TB) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "untrusted"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
 // serverPort returns the port of srv.
@@ -167,12 +207,11 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// blocker is a channel that handlers block on; it is closed when the test
-// ends, before the server is closed (cleanups run last-in, first-out).
-func blocker(t *testing.T) chan struct{} {
-	ch := make(chan struct{})
+// releaseAtEnd closes ch, which handlers block on, when the test ends.
+// Call it after starting the server: cleanups run last-in, first-out, so the
+// handlers return before httptest.Server.Close waits for them.
+func releaseAtEnd(t *testing.T, ch chan struct{}) {
 	t.Cleanup(func() { close(ch) })
-	return ch
 }
 
 func TestPostDeliversExactBytes(t *testing.T) {
@@ -462,7 +501,7 @@ func TestPostCapsResponseBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			release := blocker(t)
+			release := make(chan struct{})
 			srv, _ := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				chunk := bytes.Repeat([]byte("x"), 32<<10)
 				for sent := 0; sent < tt.size; sent += len(chunk) {
@@ -472,12 +511,10 @@ func TestPostCapsResponseBody(t *testing.T) {
 				}
 				if tt.hang {
 					w.(http.Flusher).Flush()
-					select {
-					case <-release:
-					case <-r.Context().Done():
-					}
+					<-release
 				}
 			}), false)
+			releaseAtEnd(t, release)
 			// A long deadline: if the client read past the cap it would
 			// block on the hanging body and fail with "timeout".
 			c := newTestClient(t, Config{AllowPrivate: true, MaxResponseBytes: limit, AttemptTimeout: time.Minute}, srv, nil)
@@ -500,27 +537,22 @@ func TestPostAttemptTimeout(t *testing.T) {
 	}{
 		{"before response headers", func(release chan struct{}) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
-				select {
-				case <-release:
-				case <-r.Context().Done():
-				}
+				<-release
 			}
 		}},
 		{"while reading the body", func(release chan struct{}) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
 				io.WriteString(w, "partial")
 				w.(http.Flusher).Flush()
-				select {
-				case <-release:
-				case <-r.Context().Done():
-				}
+				<-release
 			}
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			release := blocker(t)
+			release := make(chan struct{})
 			srv, _ := startServer(t, tt.handler(release), false)
+			releaseAtEnd(t, release)
 			c := newTestClient(t, Config{AllowPrivate: true, AttemptTimeout: timeout}, srv, nil)
 			res := c.Post(context.Background(), Request{URL: srv.URL, Body: []byte("[]")})
 			if res.ErrorClass != ClassTimeout || res.OK() {
@@ -530,26 +562,35 @@ func TestPostAttemptTimeout(t *testing.T) {
 	}
 
 	t.Run("during TLS handshake", func(t *testing.T) {
-		// A listener that accepts and never speaks.
+		// A listener that accepts, never speaks, and reports when the
+		// client hangs up.
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { ln.Close() })
-		release := blocker(t)
+		hungUp := make(chan struct{})
 		go func() {
-			for {
-				conn, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { <-release; conn.Close() }()
+			conn, err := ln.Accept()
+			if err != nil {
+				return
 			}
+			defer conn.Close()
+			io.Copy(io.Discard, conn) // the ClientHello, then EOF when the client gives up
+			close(hungUp)
 		}()
 		c := newTestClient(t, Config{AllowPrivate: true, AttemptTimeout: timeout}, nil, nil)
 		res := c.Post(context.Background(), Request{URL: "https://" + ln.Addr().String() + "/", Body: []byte("[]")})
 		if res.ErrorClass != ClassTimeout {
 			t.Errorf("class %q (err %v), want %q", res.ErrorClass, res.Err, ClassTimeout)
+		}
+		// net/http finishes dials in the background after the request
+		// gave up; the handshake must not outlive the attempt timeout
+		// by much, or a silent endpoint would pin a goroutine and a socket.
+		select {
+		case <-hungUp:
+		case <-time.After(waitTimeout):
+			t.Fatalf("client still connected %v after the attempt timed out, want the handshake abandoned", waitTimeout)
 		}
 	})
 }
@@ -592,15 +633,25 @@ func TestPostIgnoresEnvironmentProxy(t *testing.T) {
 }
 
 func TestPostConcurrent(t *testing.T) {
+	for _, h2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http1", true: "http2"}[h2], func(t *testing.T) {
+			testPostConcurrent(t, h2)
+		})
+	}
+}
+
+func testPostConcurrent(t *testing.T, h2 bool) {
 	const n = 200
 	var mu sync.Mutex
 	seen := map[string]int{}
+	protos := map[string]int{}
 	srv, _ := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		mu.Lock()
 		seen[string(b)]++
+		protos[r.Proto]++
 		mu.Unlock()
-	}), false)
+	}), h2)
 	c := newTestClient(t, Config{AllowPrivate: true}, srv, nil)
 
 	var wg sync.WaitGroup
@@ -626,6 +677,45 @@ func TestPostConcurrent(t *testing.T) {
 			t.Errorf("body %s received %d times, want 1", b, count)
 		}
 	}
+	wantProto := map[bool]string{false: "HTTP/1.1", true: "HTTP/2.0"}[h2]
+	if protos[wantProto] != n {
+		t.Errorf("protocols seen: got %v, want %d × %s", protos, n, wantProto)
+	}
+}
+
+// TestSlowEndpointDoesNotDelayOthers: with many deliveries stuck on a
+// hanging endpoint, a delivery to another endpoint still goes through.
+func TestSlowEndpointDoesNotDelayOthers(t *testing.T) {
+	const stuck = 50
+	release := make(chan struct{})
+	arrived := make(chan struct{}, stuck)
+	slow, _ := startServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	}), false)
+	fast, _ := startServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), false)
+	c := newTestClient(t, Config{AllowPrivate: true, AttemptTimeout: time.Minute}, slow, nil)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)       // second: the stuck posts finish
+	releaseAtEnd(t, release) // first: the slow handlers return
+
+	for range stuck {
+		wg.Go(func() { c.Post(context.Background(), Request{URL: slow.URL, Body: []byte("[]")}) })
+	}
+	deadline := time.After(waitTimeout)
+	for range stuck {
+		select {
+		case <-arrived:
+		case <-deadline:
+			t.Fatalf("slow endpoint did not receive %d requests within %v", stuck, waitTimeout)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if res := c.Post(ctx, Request{URL: fast.URL, Body: []byte("[]")}); !res.OK() {
+		t.Errorf("delivery to the fast endpoint with %d stuck on the slow one: class %q, err %v; want OK", stuck, res.ErrorClass, res.Err)
+	}
 }
 
 func TestPostErrorClasses(t *testing.T) {
@@ -645,7 +735,8 @@ func TestPostErrorClasses(t *testing.T) {
 			conn.Close()
 		}
 	}), false)
-	untrusted, _ := startServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), false)
+	untrusted, _ := startServerTLS(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), false,
+		&tls.Config{Certificates: []tls.Certificate{selfSignedCert(t)}})
 	closedLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

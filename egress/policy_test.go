@@ -180,6 +180,12 @@ func TestDeniedWrappedForms(t *testing.T) {
 			"6to4":            {0: 0x20, 1: 0x02, 2: b[0], 3: b[1], 4: b[2], 5: b[3], 15: 1},
 			"Teredo":          {0: 0x20, 1: 0x01, 4: 65, 5: 54, 6: 227, 7: 120, 12: x[0], 13: x[1], 14: x[2], 15: x[3]},
 		}
+		// Local-use NAT64 may embed at any RFC 6052 prefix length; the
+		// whole /48 is denied, whatever it carries.
+		localUse := [16]byte{0: 0, 1: 0x64, 2: 0xff, 3: 0x9b, 5: 1, 12: b[0], 13: b[1], 14: b[2], 15: b[3]}
+		if _, denied := Denied(netip.AddrFrom16(localUse)); !denied {
+			t.Fatalf("local-use NAT64 form %s of %s allowed, want denied", netip.AddrFrom16(localUse), v4)
+		}
 		for name, raw := range forms {
 			a := netip.AddrFrom16(raw)
 			reason, denied := Denied(a)

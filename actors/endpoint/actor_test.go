@@ -77,6 +77,9 @@ func TestExactScheduleAlwaysFailing(t *testing.T) {
 		recs := h.waitAttempts("ep1", k+1)
 		rq := r.waitCount(k + 1)[k]
 		checkAttempt(t, k, rq, recs[k], due, ids(ns))
+		if len(recs[k].Outcomes) != 1 || len(recs[k].Outcomes[0].Events) != 2 {
+			t.Fatalf("attempt %d: outcomes %+v, want one for both events (they fail together)", k+1, recs[k].Outcomes)
+		}
 		for _, o := range recs[k].Outcomes {
 			switch {
 			case k < attempts-1 && (o.Result != ResultRetry || !o.NextDue.Equal(due.Add(time.Hour))):
@@ -437,7 +440,7 @@ func TestStorageErrors(t *testing.T) {
 	h.flaky.setFailing(true)
 	ns := h.raise(events.NodeCreated, 1, "ep1")
 	ep.notify(ns...)
-	h.fire(t0.Add(StorageRetryMin))                         // still failing
+	h.fire(t0.Add(StorageRetryMin))                          // still failing
 	h.waitTimer(t0.Add(StorageRetryMin + 2*StorageRetryMin)) // backoff doubled
 	h.flaky.setFailing(false)
 	h.clk.Set(t0.Add(3 * StorageRetryMin))
@@ -722,5 +725,29 @@ func (h *harness) waitTimers(n int, due time.Time) {
 		return ok && d.Equal(due) && c.Pending() == n
 	}); err != nil {
 		h.t.Fatalf("%d timers at t0+%v never armed (%d pending)", n, due.Sub(t0), h.clk.Pending())
+	}
+}
+
+func TestRebuildRetriesReadErrors(t *testing.T) {
+	h := newHarness(t, harnessOpts{flaky: true})
+	r := h.newReceiver(nil)
+	s := h.settings("ep1", r)
+	ns := h.raise(events.NodeCreated, 2, "ep1") // logged, never queued
+	h.flaky.setFailReads(true)
+	ep := h.spawnNoWait(s)
+	st := ep.waitStatus("a failed rebuild", func(s *Status) bool { return !s.StorageRetryAt.IsZero() })
+	if st.Ready || !st.StorageRetryAt.Equal(t0.Add(StorageRetryMin)) {
+		t.Fatalf("status %+v, want not ready, retrying at +1s", st)
+	}
+	ep.notify(ns...) // while not ready: left to the catch-up
+	h.fire(t0.Add(StorageRetryMin))
+	h.waitTimer(t0.Add(3 * StorageRetryMin))
+	h.flaky.setFailReads(false)
+	h.clk.Set(t0.Add(3 * StorageRetryMin))
+	ep.waitStatus("rebuilt and caught up", func(s *Status) bool { return s.Ready && s.Pending == 2 })
+	h.fire(t0.Add(3*StorageRetryMin + DefaultBatchLinger))
+	ep.waitStatus("delivered", func(s *Status) bool { return s.Delivered == 2 })
+	if rq := r.requests(); len(rq) != 1 || !slices.Equal(rq[0].ids, ids(ns)) {
+		t.Fatalf("requests %v, want one with %v", rq, ids(ns))
 	}
 }

@@ -17,6 +17,6 @@
 //
 //	queued     event, tailnetVersion, queuedAt, payload (the exact wire bytes, base64)
 //	attempt    attempt, events, started, finished, status, errorClass, error,
-//	           responseBytes, bodyBytes, outcomes[{event, result, nextDue, reason}]
+//	           responseBytes, bodyBytes, outcomes[{result, nextDue, reason, events}]
 //	abandoned  events, at, reason (the window closed before another attempt could start)
 package endpoint

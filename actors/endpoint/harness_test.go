@@ -168,9 +168,27 @@ func (p egressPublisher) Publish(ctx context.Context, d Delivery) Outcome {
 // failing is set (the one fake the tests use).
 type flakyLog struct {
 	eventlog.Log
-	mu      sync.Mutex
-	failing bool
-	failed  int
+	mu        sync.Mutex
+	failing   bool // appends fail
+	failReads bool // reads of endpoint streams fail
+	failed    int
+}
+
+func (f *flakyLog) setFailReads(v bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failReads = v
+}
+
+func (f *flakyLog) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]eventlog.Record, error) {
+	f.mu.Lock()
+	if f.failReads && strings.HasPrefix(stream, StreamPrefix) {
+		f.failed++
+		f.mu.Unlock()
+		return nil, fmt.Errorf("injected: read error: %w", eventlog.ErrUnavailable)
+	}
+	f.mu.Unlock()
+	return f.Log.ReadStream(ctx, stream, from, limit)
 }
 
 func (f *flakyLog) setFailing(v bool) {
@@ -365,7 +383,16 @@ func (p *parentActor) Receive(ctx actor.Context) {
 	}
 }
 
+// spawn starts an endpoint actor and waits until it has rebuilt from the
+// log and caught up (so that what a test raises next is not caught up).
 func (h *harness) spawn(s Settings) *epHandle {
+	h.t.Helper()
+	e := h.spawnNoWait(s)
+	e.waitStatus("the actor ready", func(s *Status) bool { return s.Ready })
+	return e
+}
+
+func (h *harness) spawnNoWait(s Settings) *epHandle {
 	h.t.Helper()
 	p := &parentActor{props: Props(h.cfg, s), child: make(chan *actor.PID, 1), terminated: make(chan struct{})}
 	parent := h.sys.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return p }, actor.WithSupervisor(SupervisorStrategy())))

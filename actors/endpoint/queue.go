@@ -139,27 +139,29 @@ func (q *Queue) applyAttempt(r *AttemptRecord) {
 	q.attempts++
 	q.last = r
 	for _, o := range r.Outcomes {
-		e := q.events[o.Event]
-		if e == nil {
-			continue
-		}
-		q.detach(e)
-		e.attempts++
-		if e.t0.IsZero() {
-			e.t0 = r.Started
-		}
-		if r.Started.After(e.lastStart) {
-			e.lastStart = r.Started
-		}
-		switch o.Result {
-		case ResultDelivered:
-			q.remove(e)
-			q.delivered++
-		case ResultAbandoned:
-			q.remove(e)
-			q.abandoned++
-		default: // ResultRetry, or a result a later version added: keep it
-			q.schedule(e)
+		for _, id := range o.Events {
+			e := q.events[id]
+			if e == nil {
+				continue
+			}
+			q.detach(e)
+			e.attempts++
+			if e.t0.IsZero() {
+				e.t0 = r.Started
+			}
+			if r.Started.After(e.lastStart) {
+				e.lastStart = r.Started
+			}
+			switch o.Result {
+			case ResultDelivered:
+				q.remove(e)
+				q.delivered++
+			case ResultAbandoned:
+				q.remove(e)
+				q.abandoned++
+			default: // ResultRetry, or a result a later version added: keep it
+				q.schedule(e)
+			}
 		}
 	}
 	if q.inFlight != nil && q.inFlight.ID == r.ID {
@@ -273,12 +275,13 @@ func (q *Queue) NextDue() (time.Time, bool) {
 
 // Step is the synchronous "flush what is due" step: given the time now,
 // it abandons what can no longer be attempted, or cuts the next batch.
+// Its cost grows with the batch size, not with the number of events due.
 func (q *Queue) Step(now time.Time) Plan {
 	if q.inFlight != nil {
 		return Plan{}
 	}
-	due := q.collectDue(now)
-	if ab := q.closed(due, now); len(ab) > 0 {
+	due, ab := q.popDue(now)
+	if len(ab) > 0 {
 		return Plan{Abandon: ab}
 	}
 	fd, fok := q.freshDue()
@@ -291,22 +294,42 @@ func (q *Queue) Step(now time.Time) Plan {
 	return Plan{Batch: b}
 }
 
-// collectDue returns the attempted events due at now, in (due, queue)
-// order, without taking them off the heap.
-func (q *Queue) collectDue(now time.Time) []*entry {
-	var out []*entry
-	stack := []int{0}
-	for len(stack) > 0 {
-		i := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if i >= len(q.retries) || q.retries[i].due.After(now) {
-			continue
+// maxAbandonPerRecord caps the events of one abandoned record (a long
+// downtime can close the windows of many events at once).
+const maxAbandonPerRecord = 10_000
+
+// popDue looks at the attempted events due at now in (due, queue) order:
+// up to MaxEvents that may be sent, and those that must be abandoned
+// (one record per reason). Everything it looked at stays in the heap;
+// cut and Apply take events out.
+func (q *Queue) popDue(now time.Time) ([]*entry, []*AbandonedRecord) {
+	var due, seen []*entry
+	var exhausted, closed []string
+	for len(q.retries) > 0 && !q.retries[0].due.After(now) &&
+		len(due) < q.batch.MaxEvents && len(exhausted)+len(closed) < maxAbandonPerRecord {
+		e := heap.Pop(&q.retries).(*entry)
+		seen = append(seen, e)
+		if _, ok := nextDue(e.t0, e.lastStart, now, q.retry); ok {
+			due = append(due, e)
+		} else if e.exhausted {
+			exhausted = append(exhausted, e.id)
+		} else {
+			closed = append(closed, e.id)
 		}
-		out = append(out, q.retries[i])
-		stack = append(stack, 2*i+1, 2*i+2)
 	}
-	slices.SortFunc(out, compareDue)
-	return out
+	for _, e := range seen {
+		heap.Push(&q.retries, e)
+	}
+	var ab []*AbandonedRecord
+	for _, g := range []struct {
+		ids    []string
+		reason string
+	}{{exhausted, ReasonWindowExhausted}, {closed, ReasonWindowClosed}} {
+		if len(g.ids) > 0 {
+			ab = append(ab, &AbandonedRecord{Type: TypeAbandoned, V: SchemaVersion, Events: g.ids, At: now, Reason: g.reason})
+		}
+	}
+	return due, ab
 }
 
 func compareDue(a, b *entry) int {
@@ -320,32 +343,6 @@ func compareDue(a, b *entry) int {
 		return 1
 	}
 	return 0
-}
-
-// closed returns the abandoned records for due events that may not be
-// attempted at now, one record per reason.
-func (q *Queue) closed(due []*entry, now time.Time) []*AbandonedRecord {
-	var exhausted, closed []string
-	for _, e := range due {
-		if _, ok := nextDue(e.t0, e.lastStart, now, q.retry); ok {
-			continue
-		}
-		if e.exhausted {
-			exhausted = append(exhausted, e.id)
-		} else {
-			closed = append(closed, e.id)
-		}
-	}
-	var out []*AbandonedRecord
-	for _, g := range []struct {
-		ids    []string
-		reason string
-	}{{exhausted, ReasonWindowExhausted}, {closed, ReasonWindowClosed}} {
-		if len(g.ids) > 0 {
-			out = append(out, &AbandonedRecord{Type: TypeAbandoned, V: SchemaVersion, Events: g.ids, At: now, Reason: g.reason})
-		}
-	}
-	return out
 }
 
 // cut takes the next batch: the due attempted events and the fresh ones
@@ -427,7 +424,6 @@ func (q *Queue) Finish(b *Batch, o Outcome, errText string, finished time.Time) 
 		Started: b.Started, Finished: finished,
 		StatusCode: o.StatusCode, ErrorClass: o.ErrorClass, Error: shortText(errText),
 		ResponseBytes: o.ResponseBytes, BodyBytes: b.BodyBytes,
-		Outcomes: make([]EventOutcome, 0, len(b.Events)),
 	}
 	ok := o.OK()
 	for _, id := range b.Events {
@@ -435,7 +431,7 @@ func (q *Queue) Finish(b *Batch, o Outcome, errText string, finished time.Time) 
 		if e == nil {
 			continue
 		}
-		out := EventOutcome{Event: id, Result: ResultDelivered}
+		out := EventOutcome{Result: ResultDelivered}
 		if !ok {
 			t0 := e.t0
 			if t0.IsZero() {
@@ -447,7 +443,14 @@ func (q *Queue) Finish(b *Batch, o Outcome, errText string, finished time.Time) 
 				out.Result, out.Reason = ResultAbandoned, ReasonWindowExhausted
 			}
 		}
-		r.Outcomes = append(r.Outcomes, out)
+		i := slices.IndexFunc(r.Outcomes, func(g EventOutcome) bool {
+			return g.Result == out.Result && g.NextDue.Equal(out.NextDue) && g.Reason == out.Reason
+		})
+		if i < 0 {
+			r.Outcomes = append(r.Outcomes, out)
+			i = len(r.Outcomes) - 1
+		}
+		r.Outcomes[i].Events = append(r.Outcomes[i].Events, id)
 	}
 	return r
 }
@@ -475,6 +478,9 @@ func (q *Queue) Stats() Status {
 		c := *q.last
 		c.Events = slices.Clone(c.Events)
 		c.Outcomes = slices.Clone(c.Outcomes)
+		for i := range c.Outcomes {
+			c.Outcomes[i].Events = slices.Clone(c.Outcomes[i].Events)
+		}
 		st.LastAttempt = &c
 	}
 	return st

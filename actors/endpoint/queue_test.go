@@ -356,3 +356,27 @@ func snapshot(q *Queue) string {
 	fmt.Fprintf(&b, "stats=%+v", st)
 	return b.String()
 }
+
+func TestFinishGroupsOutcomes(t *testing.T) {
+	m := newModel(t, RetryPolicy{Interval: time.Hour, Window: 2 * time.Hour}, BatchPolicy{Linger: -1})
+	old := m.queue(t0, 2, 0)
+	b, _ := m.step(t0)
+	m.finish(b, false, t0)
+	b, _ = m.step(at(time.Hour))
+	m.finish(b, false, at(time.Hour))
+	fresh := m.queue(at(2*time.Hour), 1, 0)
+	b, _ = m.step(at(2 * time.Hour)) // old ones in their last slot, the fresh one first
+	r := m.finish(b, false, at(2*time.Hour))
+	want := []EventOutcome{
+		{Result: ResultAbandoned, Reason: ReasonWindowExhausted, Events: old},
+		{Result: ResultRetry, NextDue: at(3 * time.Hour), Events: fresh},
+	}
+	if !slices.EqualFunc(r.Outcomes, want, func(a, b EventOutcome) bool {
+		return a.Result == b.Result && a.NextDue.Equal(b.NextDue) && a.Reason == b.Reason && slices.Equal(a.Events, b.Events)
+	}) {
+		t.Fatalf("outcomes %+v, want %+v", r.Outcomes, want)
+	}
+	if o, ok := r.OutcomeOf(fresh[0]); !ok || o.Result != ResultRetry {
+		t.Fatalf("OutcomeOf(%s) = %+v, %v; want retry", fresh[0], o, ok)
+	}
+}

@@ -1,8 +1,12 @@
 package endpoint
 
 import (
+	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/herald-webhooks/herald/eventlog"
@@ -64,7 +68,7 @@ type AttemptRecord struct {
 	Error         string         `json:"error,omitempty"`
 	ResponseBytes int64          `json:"responseBytes"`
 	BodyBytes     int            `json:"bodyBytes"`
-	Outcomes      []EventOutcome `json:"outcomes"`
+	Outcomes      []EventOutcome `json:"outcomes"` // every event of Events in exactly one
 }
 
 // OK reports whether the attempt delivered its events.
@@ -72,13 +76,25 @@ func (r *AttemptRecord) OK() bool {
 	return r.Error == "" && r.ErrorClass == "" && r.StatusCode >= 200 && r.StatusCode <= 299
 }
 
-// EventOutcome is what an attempt meant for one event.
+// EventOutcome is what an attempt meant for some of its events: those that
+// share a result (and next due time, or reason). Events that fail together
+// retry together, so a batch usually has one.
 type EventOutcome struct {
-	Event  string `json:"event"`
 	Result string `json:"result"` // ResultDelivered, ResultRetry or ResultAbandoned
 	// NextDue is the slot of the next attempt (ResultRetry only).
 	NextDue time.Time `json:"nextDue,omitzero"`
 	Reason  string    `json:"reason,omitempty"` // ResultAbandoned only
+	Events  []string  `json:"events"`
+}
+
+// OutcomeOf returns the outcome of one event of the attempt.
+func (r *AttemptRecord) OutcomeOf(event string) (EventOutcome, bool) {
+	for _, o := range r.Outcomes {
+		if slices.Contains(o.Events, event) {
+			return o, true
+		}
+	}
+	return EventOutcome{}, false
 }
 
 // AbandonedRecord says events were given up without another attempt.
@@ -105,7 +121,12 @@ func DecodeRecord(rec eventlog.Record) (any, error) {
 	var v any
 	switch rec.Type {
 	case TypeQueued:
-		v = new(QueuedRecord)
+		r := new(QueuedRecord)
+		if decodeQueuedFast(rec.Data, r) {
+			return r, nil
+		}
+		*r = QueuedRecord{}
+		v = r
 	case TypeAttempt:
 		v = new(AttemptRecord)
 	case TypeAbandoned:
@@ -117,4 +138,82 @@ func DecodeRecord(rec eventlog.Record) (any, error) {
 		return nil, fmt.Errorf("decode %s record %d of %s: %w", rec.Type, rec.Version, rec.Stream, err)
 	}
 	return v, nil
+}
+
+// decodeQueuedFast decodes a queued record laid out exactly as
+// encoding/json writes a QueuedRecord (fields in order, no escapes in the
+// event id), which is what a rebuild reads by the million. Anything else
+// (unknown fields, another order, escapes) reports false, and the caller
+// decodes with encoding/json.
+func decodeQueuedFast(data []byte, r *QueuedRecord) bool {
+	p := data
+	lit := func(s string) bool {
+		if !bytes.HasPrefix(p, []byte(s)) {
+			return false
+		}
+		p = p[len(s):]
+		return true
+	}
+	str := func() ([]byte, bool) { // after the opening quote
+		i := bytes.IndexByte(p, '"')
+		if i < 0 || bytes.IndexByte(p[:i], '\\') >= 0 {
+			return nil, false
+		}
+		s := p[:i]
+		p = p[i+1:]
+		return s, true
+	}
+	num := func() (uint64, bool) {
+		i := 0
+		for i < len(p) && p[i] >= '0' && p[i] <= '9' {
+			i++
+		}
+		n, err := strconv.ParseUint(string(p[:i]), 10, 64)
+		p = p[i:]
+		return n, err == nil
+	}
+	if !lit(`{"type":"queued","v":`) {
+		return false
+	}
+	v, ok := num()
+	if !ok || v > 1<<31 || !lit(`,"event":"`) {
+		return false
+	}
+	ev, ok := str()
+	if !ok || !lit(`,"tailnetVersion":`) {
+		return false
+	}
+	tv, ok := num()
+	if !ok || !lit(`,"queuedAt":"`) {
+		return false
+	}
+	ts, ok := str()
+	if !ok || !lit(`,"payload":`) {
+		return false
+	}
+	at, err := time.Parse(time.RFC3339Nano, string(ts))
+	if err != nil {
+		return false
+	}
+	var payload []byte
+	if !lit("null") {
+		if !lit(`"`) {
+			return false
+		}
+		b64, ok := str()
+		if !ok {
+			return false
+		}
+		payload = make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
+		n, err := base64.StdEncoding.Decode(payload, b64)
+		if err != nil {
+			return false
+		}
+		payload = payload[:n]
+	}
+	if !lit("}") || len(p) != 0 {
+		return false
+	}
+	*r = QueuedRecord{Type: TypeQueued, V: int(v), Event: string(ev), TailnetVersion: tv, QueuedAt: at, Payload: payload}
+	return true
 }

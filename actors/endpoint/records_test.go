@@ -2,6 +2,7 @@ package endpoint
 
 import (
 	"bytes"
+	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func TestRecordRoundTrip(t *testing.T) {
 			Type: TypeAttempt, V: SchemaVersion, ID: "at_1", Events: []string{"ev1", "ev2"},
 			Started: t0, Finished: t0.Add(time.Second), StatusCode: 503, ErrorClass: "status", Error: "answered 503",
 			ResponseBytes: 12, BodyBytes: 345,
-			Outcomes: []EventOutcome{{Event: "ev1", Result: ResultRetry, NextDue: t0.Add(time.Hour)}, {Event: "ev2", Result: ResultAbandoned, Reason: ReasonWindowExhausted}},
+			Outcomes: []EventOutcome{{Result: ResultRetry, NextDue: t0.Add(time.Hour), Events: []string{"ev1"}}, {Result: ResultAbandoned, Reason: ReasonWindowExhausted, Events: []string{"ev2"}}},
 		}},
 		{"abandoned", TypeAbandoned, &AbandonedRecord{Type: TypeAbandoned, V: SchemaVersion, Events: []string{"ev3"}, At: t0, Reason: ReasonWindowClosed}},
 	}
@@ -111,4 +112,49 @@ func TestScrub(t *testing.T) {
 	if !bytes.Contains([]byte(got), []byte("hooks.example.com")) {
 		t.Fatalf("scrubbed text %q lost the host", got)
 	}
+}
+
+func TestDecodeQueuedFastMatchesJSON(t *testing.T) {
+	tests := []struct {
+		name     string
+		data     string
+		wantFast bool
+	}{
+		{"as written", mustJSON(t, &QueuedRecord{Type: TypeQueued, V: 1, Event: "ev_1", TailnetVersion: 7, QueuedAt: t0.Add(123456789), Payload: []byte(`{"id":"ev_1"}`)}), true},
+		{"offset time", `{"type":"queued","v":1,"event":"e","tailnetVersion":1,"queuedAt":"2026-12-03T19:00:00.5+01:00","payload":"e30="}`, true},
+		{"null payload", `{"type":"queued","v":1,"event":"e","tailnetVersion":1,"queuedAt":"2026-12-03T18:00:00Z","payload":null}`, true},
+		{"empty payload", `{"type":"queued","v":1,"event":"e","tailnetVersion":1,"queuedAt":"2026-12-03T18:00:00Z","payload":""}`, true},
+		{"escaped id", `{"type":"queued","v":1,"event":"e\u003c1","tailnetVersion":1,"queuedAt":"2026-12-03T18:00:00Z","payload":"e30="}`, false},
+		{"unknown field", `{"type":"queued","v":2,"event":"e","tailnetVersion":1,"queuedAt":"2026-12-03T18:00:00Z","payload":"e30=","priority":3}`, false},
+		{"other order", `{"v":1,"type":"queued","event":"e","tailnetVersion":1,"queuedAt":"2026-12-03T18:00:00Z","payload":"e30="}`, false},
+		{"spaces", `{"type": "queued", "v": 1, "event": "e", "tailnetVersion": 1, "queuedAt": "2026-12-03T18:00:00Z", "payload": "e30="}`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var slow QueuedRecord
+			if err := json.Unmarshal([]byte(tc.data), &slow); err != nil {
+				t.Fatal(err)
+			}
+			var fast QueuedRecord
+			if ok := decodeQueuedFast([]byte(tc.data), &fast); ok != tc.wantFast {
+				t.Fatalf("fast path taken: %v, want %v", ok, tc.wantFast)
+			}
+			got, err := DecodeRecord(eventlog.Record{Type: TypeQueued, Data: []byte(tc.data)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, &slow) {
+				t.Fatalf("DecodeRecord gave %+v, encoding/json %+v", got, &slow)
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -14,7 +14,7 @@ func at(d time.Duration) time.Time { return t0.Add(d) }
 
 func TestSlotAfter(t *testing.T) {
 	h := time.Hour
-	odd := RetryPolicy{Interval: time.Hour, Window: 150 * time.Minute} // slots 0, 1h, 2h
+	odd := RetryPolicy{Interval: time.Hour, Window: 150 * time.Minute}  // slots 0, 1h, 2h
 	short := RetryPolicy{Interval: time.Hour, Window: 30 * time.Minute} // slot 0 only
 	tests := []struct {
 		name   string

@@ -34,8 +34,8 @@
 // not affect the others in its group.
 //
 // Pebble treats a failed WAL write or sync as fatal. So before each group
-// the writer checks the data file system (statfs, at most every 100 ms
-// while space is plentiful): below Options.MinFreeBytes free, or
+// the writer checks the data file system (one statfs per group): below
+// Options.MinFreeBytes free, or
 // read-only, the group fails with eventlog.ErrUnavailable naming the
 // directory and the free space, and Pebble is never asked to write. Once
 // space is back appends succeed again. If Pebble still reports a WAL

@@ -178,10 +178,6 @@ func decodeRecordValue(pos eventlog.Position, v []byte, share bool) (eventlog.Re
 	return eventlog.Record{Stream: stream, Version: version, Position: pos, Type: typ, Data: data}, nil
 }
 
-func encodePosition(pos eventlog.Position) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(pos))
-}
-
 func decodePosition(v []byte) (eventlog.Position, bool) {
 	if len(v) != 8 {
 		return 0, false

@@ -35,9 +35,12 @@ const (
 	maxGroupBytes    = 32 << 20
 	// requestQueue is how many appends may wait for the writer.
 	requestQueue = 4096
-	// maxInflightGroups is how many committed groups may wait for their
-	// fsync at once while the writer prepares the next.
-	maxInflightGroups = 8
+	// inflightGroups is the buffer between the writer and the completer.
+	// Unbuffered, at most two groups wait for their fsync at once (one
+	// with the completer, one the writer applied and is handing over), and
+	// the requests that arrive meanwhile make the next group large. Deeper
+	// pipelines made smaller groups and measured slower (docs/performance.md).
+	inflightGroups = 0
 	// readBatch is how many records a subscription reads at a time.
 	readBatch = 512
 	// ctxCheckEvery is how many records a read handles between checks of

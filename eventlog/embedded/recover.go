@@ -89,12 +89,21 @@ func classifyWALTail(fs vfs.FS, dir, file string, logNum uint32, at int64, logge
 			return nil
 		}
 	}
-	ours := headerLogNum(tail) == logNum
-	later, syncedPast := findChunk(tail, logNum, at)
+	// A kill leaves the file ending at a chunk boundary (Pebble writes
+	// whole chunks), possibly in the middle of a multi-chunk record that
+	// was never synced, so never acknowledged.
+	n := validChunks(tail, logNum, at)
+	if n == len(tail) {
+		logger.Info("WAL ended in an unfinished, unacknowledged write (a crash); every complete record is kept", "wal", file, "offset", at, "unfinished_bytes", n)
+		return nil
+	}
+	rest := tail[n:]
+	ours := headerLogNum(rest) == logNum
+	later, syncedPast := findChunk(rest, logNum, at+int64(n))
 	switch {
 	case syncedPast >= 0:
 		return fmt.Errorf("open event log %s: WAL %s is corrupt at offset %d: a complete chunk at offset %d says the log was synced past it; refusing to drop acknowledged records", dir, file, at, syncedPast)
-	case ours || later >= 0 || allZero(tail):
+	case ours || later >= 0 || allZero(rest):
 		logger.Warn("WAL has a damaged tail: records after the offset are dropped, and they may include acknowledged appends (a torn write loses only unacknowledged ones)",
 			"wal", file, "offset", at, "dropped_bytes", len(tail))
 	default:
@@ -126,6 +135,52 @@ func readFrom(fs vfs.FS, file string, at int64) ([]byte, error) {
 
 func allZero(b []byte) bool {
 	return len(bytes.TrimLeft(b, "\x00")) == 0
+}
+
+// validChunks is how many bytes at the start of tail (file offset base)
+// are whole chunks of log logNum with good checksums, with legitimate zero
+// padding at block ends.
+func validChunks(tail []byte, logNum uint32, base int64) int {
+	i := 0
+	for i < len(tail) {
+		if rest := walBlockSize - int((base+int64(i))%walBlockSize); rest < walRecyclableHeader {
+			if i+rest > len(tail) || !allZero(tail[i:i+rest]) {
+				return i
+			}
+			i += rest
+			continue
+		}
+		n, ok := chunkAt(tail[i:], logNum)
+		if !ok {
+			return i
+		}
+		i += n
+	}
+	return i
+}
+
+// chunkAt reports the length of a whole chunk of log logNum with a good
+// checksum at the start of b.
+func chunkAt(b []byte, logNum uint32) (int, bool) {
+	if headerLogNum(b) != logNum {
+		return 0, false
+	}
+	hdr := walRecyclableHeader
+	if b[6] >= walFirstSync {
+		hdr = walSyncHeader
+	}
+	if len(b) < hdr {
+		return 0, false
+	}
+	n := int(binary.LittleEndian.Uint16(b[4:]))
+	if hdr+n > len(b) {
+		return 0, false
+	}
+	c := crc32.Checksum(b[6:hdr+n], walCRCTable)
+	if binary.LittleEndian.Uint32(b) != (c>>15|c<<17)+0xa282ead8 {
+		return 0, false
+	}
+	return hdr + n, true
 }
 
 // headerLogNum is the log number in a recyclable or WAL-sync chunk header

@@ -91,7 +91,7 @@ func (l *Log) Append(ctx context.Context, stream string, expected eventlog.Expec
 // group syncs, the next is prepared.
 func (l *Log) runWriter() {
 	defer close(l.writerDone)
-	inflight := make(chan *group, maxInflightGroups)
+	inflight := make(chan *group, inflightGroups)
 	completerDone := make(chan struct{})
 	go l.runCompleter(inflight, completerDone)
 	defer func() {

@@ -74,7 +74,9 @@ func (l *Log) retire(c *conn) {
 	l.mu.Lock()
 	if l.cur == c {
 		l.cur = nil
-		l.log.Info("esdb: client closed for good; the next call makes a new one", "generation", c.gen)
+		if !l.closed {
+			l.log.Info("esdb: client closed for good; the next call makes a new one", "generation", c.gen)
+		}
 	}
 	c.retired = true
 	closeNow := c.inflight == 0 && !c.closed
@@ -157,8 +159,12 @@ func (l *Log) retry(ctx context.Context, what string, attempt func(context.Conte
 		}
 		if !transient(err) {
 			var wrong *eventlog.WrongVersionError
-			if errors.As(err, &wrong) || errors.Is(err, eventlog.ErrInvalid) {
+			switch {
+			case errors.As(err, &wrong), errors.Is(err, eventlog.ErrInvalid):
 				return err
+			case status.Code(err) == codes.InvalidArgument:
+				// Such as an append over the server's maximum append size.
+				return fmt.Errorf("esdb: %s: %w: %w", what, eventlog.ErrInvalid, err)
 			}
 			return fmt.Errorf("esdb: %s: %w", what, err)
 		}

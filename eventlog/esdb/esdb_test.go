@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -295,5 +296,52 @@ func TestCloseEndsSubscriptionsAndCalls(t *testing.T) {
 	// The server sees the subscription go away.
 	if err := srv.WaitSubscriptions(ctxFor(t), 0); err != nil {
 		t.Fatalf("server subscriptions after Close: %v", err)
+	}
+}
+
+func TestRefusedAppendIsInvalid(t *testing.T) {
+	_, srv := esdbserver.Start(t)
+	rec := newRecorder()
+	l := openOn(t, srv, fastOptions(rec.logger()))
+	srv.SetMaxAppendSize(100)
+	_, err := l.Append(ctxFor(t), "s", eventlog.Any, eventlog.Event{Type: "t", Data: make([]byte, 101)})
+	if !errors.Is(err, eventlog.ErrInvalid) {
+		t.Fatalf("append over the server's maximum size: got %v, want ErrInvalid", err)
+	}
+	if n := rec.count(msgRetrying); n != 0 {
+		t.Fatalf("retries: got %d, want 0 (the server's answer is final)", n)
+	}
+	if got := mustReadStream(t, l, "s"); len(got) != 0 {
+		t.Fatalf("after a refused append: got %d records, want 0", len(got))
+	}
+}
+
+// TestPositionBetweenRecords reads and subscribes from a position inside
+// a record, which EventStoreDB refuses to start at: the backend starts
+// from the beginning instead and skips up to the position.
+func TestPositionBetweenRecords(t *testing.T) {
+	_, srv := esdbserver.Start(t)
+	rec := newRecorder()
+	l := openOn(t, srv, fastOptions(rec.logger()))
+	for i := range 4 {
+		mustAppend(t, l, "s", eventlog.Any, ev("t", fmt.Sprint(i)))
+	}
+	all := mustReadAll(t, l, eventlog.Start)
+	between := all[1].Position + 1
+
+	got := mustReadAll(t, l, between)
+	if len(got) != 2 || got[0].Position != all[2].Position {
+		t.Fatalf("ReadAll between records: got %v, want the last two records", got)
+	}
+	sub, err := l.Subscribe(ctxFor(t), between)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if r := next(t, sub, 2); r[0].Position != all[2].Position || r[1].Position != all[3].Position {
+		t.Fatalf("Subscribe between records: got %v, want the last two records", r)
+	}
+	if n := rec.count("esdb: position is not an event's"); n != 2 {
+		t.Fatalf("fallbacks logged: got %d, want 2 (ReadAll and Subscribe)", n)
 	}
 }

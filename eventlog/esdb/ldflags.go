@@ -6,8 +6,9 @@ package esdb
 // runtime panics at init when a binary holds two registrations of one file
 // name. With this flag the conflict is logged instead:
 //
-//	go build -ldflags "$(ProtoConflictLDFlags)" ./cmd/herald
+//	go build -ldflags "-X google.golang.org/protobuf/reflect/protoregistry.conflictPolicy=warn" ./cmd/herald
 //
+// (the Makefile's LDFLAGS_PROTO).
 // The same switch exists at run time, as the environment variable
 // GOLANG_PROTOBUF_REGISTRATION_CONFLICT=warn; setting it from inside the
 // program is too late (registration runs during package initialisation).

@@ -1,6 +1,7 @@
 package esdb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/herald-webhooks/herald/eventlog"
 )
@@ -180,10 +183,15 @@ func (l *Log) Append(ctx context.Context, stream string, expected eventlog.Expec
 			return eventlog.AppendResult{}, fmt.Errorf("%w: event %d for %q: types starting with %q belong to EventStoreDB", eventlog.ErrInvalid, i, stream, systemPrefix)
 		}
 		ids[i] = uuid.New()
-		data[i] = esdb.EventData{EventID: ids[i], EventType: e.Type, ContentType: esdb.ContentTypeBinary, Data: e.Data}
+		// A copy: an abandoned attempt (see call) may still be sending it
+		// after Append has returned and the caller reuses its buffer.
+		data[i] = esdb.EventData{EventID: ids[i], EventType: e.Type, ContentType: esdb.ContentTypeBinary, Data: bytes.Clone(e.Data)}
 	}
 	if l.isClosed() {
 		return eventlog.AppendResult{}, eventlog.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return eventlog.AppendResult{}, err
 	}
 	name := l.opts.Namespace + stream
 	opts := esdb.AppendToStreamOptions{ExpectedRevision: expectedRevision(expected)}
@@ -229,6 +237,11 @@ func (l *Log) Append(ctx context.Context, stream string, expected eventlog.Expec
 		}
 		return err
 	})
+	var wrong *eventlog.WrongVersionError
+	if err != nil && uncertain && !errors.As(err, &wrong) {
+		// Only a later, successful attempt could have told.
+		return eventlog.AppendResult{}, fmt.Errorf("%w (the append may have been written)", err)
+	}
 	if err != nil {
 		return eventlog.AppendResult{}, err
 	}
@@ -366,11 +379,19 @@ func (l *Log) ReadAll(ctx context.Context, after eventlog.Position, limit int) (
 	}
 	var out []eventlog.Record
 	last := after
+	from := allPosition(after)
 	for limit <= 0 || len(out) < limit {
 		var evs []*esdb.ResolvedEvent
 		err := l.retry(ctx, "read $all", func(ctx context.Context) error {
 			var err error
-			evs, err = l.readAllOnce(ctx, allPosition(last), readBatch)
+			evs, err = l.readAllOnce(ctx, from, readBatch)
+			if err != nil && last == after && invalidPosition(err) {
+				// after falls inside a record: start from the beginning
+				// and skip up to it.
+				l.log.Warn("esdb: position is not an event's; reading $all from the start", "after", uint64(after))
+				from = esdb.Start{}
+				evs, err = l.readAllOnce(ctx, from, readBatch)
+			}
 			return err
 		})
 		if err != nil {
@@ -393,8 +414,16 @@ func (l *Log) ReadAll(ctx context.Context, after eventlog.Position, limit int) (
 		if len(evs) < readBatch {
 			break
 		}
+		from = allPosition(last)
 	}
 	return out, nil
+}
+
+// invalidPosition reports whether err is EventStoreDB refusing to read
+// $all from a position that is not an event's.
+func invalidPosition(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.InvalidArgument && strings.Contains(strings.ToLower(st.Message()), "invalid position")
 }
 
 // allPosition is where a $all read or subscription after p starts.

@@ -38,6 +38,26 @@ func TestAppendRetriesUnavailable(t *testing.T) {
 	}
 }
 
+// TestStalledAppendTimesOut holds an append on the server: the attempt
+// times out, the read-back finds nothing, and the append is sent again.
+func TestStalledAppendTimesOut(t *testing.T) {
+	_, srv := esdbserver.Start(t)
+	rec := newRecorder()
+	opts := fastOptions(rec.logger())
+	opts.AttemptTimeout = 200 * time.Millisecond
+	l := openOn(t, srv, opts)
+
+	srv.FailNextAppend(esdbserver.FaultStall)
+	res := mustAppend(t, l, "s", eventlog.NoStream, ev("t", "once"))
+
+	if recs := mustReadStream(t, l, "s"); len(recs) != 1 || recs[0].Position != res.Position {
+		t.Fatalf("after a stalled append: got %v (result %+v), want one record", recs, res)
+	}
+	if n := rec.count(msgRetrying); n != 1 {
+		t.Fatalf("retries logged: got %d, want 1", n)
+	}
+}
+
 // TestLostAppendResponseIsNotRepeated commits an append and loses its
 // answer: the backend must find it by reading back, not send it again.
 func TestLostAppendResponseIsNotRepeated(t *testing.T) {

@@ -112,9 +112,10 @@ func (s *subscription) pump(after eventlog.Position) {
 		l.mu.Unlock()
 	}()
 	last := after // position of the last event received, shown or not
+	from := allPosition(after)
 	b := l.newBackOff()
 	for {
-		sub, cancel, err := l.subscribeOnce(s.ctx, last)
+		sub, cancel, err := l.subscribeOnce(s.ctx, from)
 		if err == nil {
 			b.Reset()
 			err = s.forward(sub, &last)
@@ -128,6 +129,16 @@ func (s *subscription) pump(after eventlog.Position) {
 		if s.ctx.Err() != nil {
 			return
 		}
+		if last == after && invalidPosition(err) {
+			if _, fromStart := from.(esdb.Start); !fromStart {
+				// after falls inside a record: start from the beginning;
+				// forward skips up to after.
+				l.log.Warn("esdb: position is not an event's; subscribing to $all from the start", "after", uint64(after))
+				from = esdb.Start{}
+				continue
+			}
+		}
+		from = allPosition(last)
 		if !transient(err) {
 			s.fail(fmt.Errorf("esdb: subscription after position %d: %w", last, err))
 			return
@@ -144,11 +155,11 @@ func (s *subscription) pump(after eventlog.Position) {
 	}
 }
 
-// subscribeOnce opens one esdb subscription to $all after a position. The
-// returned cancel releases it, after Close.
-func (l *Log) subscribeOnce(ctx context.Context, after eventlog.Position) (*esdb.Subscription, context.CancelFunc, error) {
+// subscribeOnce opens one esdb subscription to $all from a position
+// (exclusive). The returned cancel releases it, after Close.
+func (l *Log) subscribeOnce(ctx context.Context, from esdb.AllPosition) (*esdb.Subscription, context.CancelFunc, error) {
 	subCtx, cancel := context.WithCancel(ctx)
-	opts := esdb.SubscribeToAllOptions{From: allPosition(after), Filter: l.filter()}
+	opts := esdb.SubscribeToAllOptions{From: from, Filter: l.filter()}
 	sub, err := call(l, subCtx, cancel, func(ctx context.Context, c *esdb.Client) (*esdb.Subscription, error) {
 		return c.SubscribeToAll(ctx, opts)
 	})

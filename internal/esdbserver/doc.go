@@ -14,10 +14,12 @@
 // Semantics follow EventStoreDB 24.10: stream revisions start at 0; $all
 // positions are sparse byte offsets with commit == prepare for every event;
 // a $all read forwards from a position includes the event at that position,
-// a subscription from a position starts after it. A fresh server holds a few
+// a subscription from a position starts after it; a position inside a
+// record is refused, as EventStoreDB refuses it. A fresh server holds a few
 // system events (in $-streams, with $-types), as a fresh EventStoreDB does.
 //
 // Tests break the connection on purpose with DropConnections, Stop and
-// Restart (same port, same data), and FailNextAppend, which can commit an
-// append and then lose its response.
+// Restart (same port, same data), and FailNextAppend, which can refuse the
+// next append, stall it, or commit it and then lose its response.
+// SetMaxAppendSize imitates EventStoreDB's append size limit.
 package esdbserver

@@ -41,6 +41,9 @@ const (
 	// connection before the answer is sent: the client cannot know whether
 	// the append happened.
 	FaultLoseResponse
+	// FaultStall holds the next append, uncommitted and unanswered, until
+	// the client gives up on it: a server that hangs.
+	FaultStall
 )
 
 // Server is an in-process EventStoreDB. Its data outlives Stop, so that
@@ -53,6 +56,7 @@ type Server struct {
 	fault       Fault
 	appends     int           // append requests that reached the log (written or found)
 	subs        int           // open subscriptions
+	maxAppend   int           // bytes of data one append may carry; 0: no limit
 	subsChanged chan struct{} // closed and replaced when subs changes
 
 	lmu  sync.Mutex // guards the fields below
@@ -168,6 +172,15 @@ func (s *Server) FailNextAppend(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fault = f
+}
+
+// SetMaxAppendSize limits the data bytes one append may carry, as
+// EventStoreDB's MaxAppendSize does (its default is 1 MiB; this server's
+// is no limit). Appends over it fail with InvalidArgument.
+func (s *Server) SetMaxAppendSize(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxAppend = n
 }
 
 // Appends is the number of append requests that reached the log: those

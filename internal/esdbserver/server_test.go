@@ -213,7 +213,8 @@ func TestRepeatedAppendIsIdempotent(t *testing.T) {
 
 // TestAllPositions checks the $all position rules the backend relies on:
 // positions strictly increase and are sparse, a read from a position
-// includes it, a subscription from a position starts after it.
+// includes it, a subscription from a position starts after it, and a
+// position inside a record is refused.
 func TestAllPositions(t *testing.T) {
 	c, _ := start(t)
 	appendN(t, c, "a", 3)
@@ -245,6 +246,14 @@ func TestAllPositions(t *testing.T) {
 	got, err = readAll(t, rs, err)
 	if err != nil || fmt.Sprint(data(got)) != "[a-1 a-0]" {
 		t.Fatalf("read backwards from a position: got %v (%v), want [a-1 a-0]", data(got), err)
+	}
+	inside := esdb.Position{Commit: mid.Commit + 1, Prepare: mid.Commit + 1}
+	rs, err = c.ReadAll(ctxFor(t), esdb.ReadAllOptions{From: inside}, 2)
+	if _, err = readAll(t, rs, err); !strings.Contains(fmt.Sprint(err), "invalid position") {
+		t.Fatalf("read from inside a record: got %v, want an invalid position error", err)
+	}
+	if _, err := c.SubscribeToAll(ctxFor(t), esdb.SubscribeToAllOptions{From: inside}); !strings.Contains(fmt.Sprint(err), "invalid position") {
+		t.Fatalf("subscribe from inside a record: got %v, want an invalid position error", err)
 	}
 	sub, err := c.SubscribeToAll(ctxFor(t), esdb.SubscribeToAllOptions{From: mid})
 	if err != nil {

@@ -241,6 +241,18 @@ func (s *store) readStream(name string, from uint64, fromEnd, backwards bool, co
 	return out, true
 }
 
+// validPosition reports whether a $all read or subscription may start at
+// pos: the start, an event's position, or the end of the log and beyond.
+// EventStoreDB cannot start reading inside a record and answers
+// "Trying to read from an invalid position".
+func (s *store) validPosition(pos uint64) bool {
+	if pos == 0 || pos >= s.nextPos {
+		return true
+	}
+	i := s.indexFrom(pos)
+	return i < len(s.log) && s.log[i].position == pos
+}
+
 // indexAfter is the index of the first record with position > pos.
 func (s *store) indexAfter(pos uint64) int {
 	return sort.Search(len(s.log), func(i int) bool { return s.log[i].position > pos })

@@ -19,6 +19,10 @@ import (
 // lock.
 const sendBatch = 256
 
+// errInvalidPosition is EventStoreDB's answer to a $all read or
+// subscription from inside a record.
+var errInvalidPosition = status.Error(codes.InvalidArgument, "Trying to read from an invalid position.")
+
 // Append implements Streams/Append: one options message, then the
 // proposed events, then one answer.
 func (s *Server) Append(rpc api.Streams_AppendServer) error {
@@ -35,7 +39,13 @@ func (s *Server) Append(rpc api.Streams_AppendServer) error {
 		return status.Error(codes.InvalidArgument, "append: empty stream name")
 	}
 	exp := appendExpectation(opts)
-	var events []proposed
+	var (
+		events []proposed
+		size   int
+	)
+	s.mu.Lock()
+	maxAppend := s.maxAppend
+	s.mu.Unlock()
 	for {
 		m, err := rpc.Recv()
 		if errors.Is(err, io.EOF) {
@@ -52,15 +62,24 @@ func (s *Server) Append(rpc api.Streams_AppendServer) error {
 		if err != nil {
 			return err
 		}
+		size += len(e.data) + len(e.meta)
+		if maxAppend > 0 && size > maxAppend {
+			return status.Errorf(codes.InvalidArgument, "maximum append size of %d exceeded", maxAppend)
+		}
 		events = append(events, e)
 	}
 
 	s.mu.Lock()
 	fault := s.fault
 	s.fault = NoFault
-	if fault == FaultUnavailable {
+	switch fault {
+	case FaultUnavailable:
 		s.mu.Unlock()
 		return status.Error(codes.Unavailable, "esdbserver: injected fault: unavailable")
+	case FaultStall:
+		s.mu.Unlock()
+		<-rpc.Context().Done()
+		return status.FromContextError(rpc.Context().Err()).Err()
 	}
 	var res appendResult
 	if len(events) > 0 {
@@ -256,6 +275,10 @@ func (s *Server) readAll(rpc api.Streams_ReadServer, ao *api.ReadReq_Options_All
 	var start int
 	switch ao.GetAllOption().(type) {
 	case *api.ReadReq_Options_AllOptions_Position:
+		if !s.store.validPosition(ao.GetPosition().GetCommitPosition()) {
+			s.mu.Unlock()
+			return errInvalidPosition
+		}
 		start = s.store.indexFrom(ao.GetPosition().GetCommitPosition())
 	case *api.ReadReq_Options_AllOptions_End:
 		start = len(log)
@@ -314,6 +337,10 @@ func (s *Server) subscribeAll(rpc api.Streams_ReadServer, ao *api.ReadReq_Option
 	start := 0
 	switch ao.GetAllOption().(type) {
 	case *api.ReadReq_Options_AllOptions_Position:
+		if !s.store.validPosition(ao.GetPosition().GetCommitPosition()) {
+			s.mu.Unlock()
+			return errInvalidPosition
+		}
 		start = s.store.indexAfter(ao.GetPosition().GetCommitPosition())
 	case *api.ReadReq_Options_AllOptions_End:
 		start = len(s.store.log)
