@@ -15,7 +15,7 @@ import (
 
 const (
 	// clashPackage is the program that links both gossip.proto files.
-	clashPackage = "./eventlog/esdb/testdata/clash"
+	clashPackage = "./eventlog/esdb/internal/clashdemo"
 	// clashStarted is what it prints once past package init.
 	clashStarted = "clash: started"
 	// conflictEnv is the protobuf runtime's switch for the same policy.
@@ -44,7 +44,7 @@ func TestGossipProtoClash(t *testing.T) {
 	build := func(t *testing.T, name string, args ...string) string {
 		t.Helper()
 		bin := filepath.Join(dir, name)
-		cmd := exec.CommandContext(ctx, goTool, append(append([]string{"build", "-o", bin}, args...), clashPackage)...)
+		cmd := exec.CommandContext(ctx, goTool, append(append([]string{"build", "-tags", "clashdemo", "-o", bin}, args...), clashPackage)...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go build %v: %v\n%s", args, err, out)
