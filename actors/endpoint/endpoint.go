@@ -178,13 +178,15 @@ type (
 
 // Status is an endpoint actor's answer to GetStatus.
 type Status struct {
-	Pending                        int  // events queued and not yet delivered or abandoned
-	InFlight                       bool // a POST is in flight (or its outcome awaits logging)
-	Delivered, Abandoned, Attempts uint64
-	NextDue                        time.Time      // earliest due time of a pending event; zero if none
-	LastAttempt                    *AttemptRecord // the last attempt logged; nil if none
-	Ready                          bool           // the stream has been read since the actor started
-	StorageRetryAt                 time.Time      // when a failed log write or read is next tried; zero if none failed
+	Pending        int            `json:"pending"`                 // events queued and not yet delivered or abandoned
+	InFlight       bool           `json:"inFlight"`                // a POST is in flight (or its outcome awaits logging)
+	Delivered      uint64         `json:"delivered"`               // events delivered since the endpoint was created
+	Abandoned      uint64         `json:"abandoned"`               // events abandoned since the endpoint was created
+	Attempts       uint64         `json:"attempts"`                // POSTs made (attempts logged)
+	NextDue        time.Time      `json:"nextDue,omitzero"`        // earliest due time of a pending event; zero if none
+	LastAttempt    *AttemptRecord `json:"lastAttempt,omitempty"`   // the last attempt logged; nil if none
+	Ready          bool           `json:"ready"`                   // the stream has been read since the actor started
+	StorageRetryAt time.Time      `json:"storageRetryAt,omitzero"` // when a failed log write or read is next tried; zero if none failed
 }
 
 // SupervisorStrategy is how a parent should supervise endpoint actors

@@ -96,3 +96,21 @@ func decode[T any](rec eventlog.Record) (T, error) {
 	}
 	return v, nil
 }
+
+// DecodeNotification decodes a notification record of a tailnet stream
+// into the event it raised: its id, type and target endpoints (the payload
+// is not returned). ok is false, with no error, for a record of any other
+// type; read models use it to skip the rest of the stream.
+func DecodeNotification(rec eventlog.Record) (n Raised, ok bool, err error) {
+	if rec.Type != recNotification {
+		return Raised{}, false, nil
+	}
+	r, err := decode[notificationRecord](rec)
+	if err != nil {
+		return Raised{}, false, err
+	}
+	if r.Targets == nil {
+		r.Targets = []string{}
+	}
+	return Raised{ID: r.EventID, Type: r.EventType, Endpoints: r.Targets}, true, nil
+}

@@ -33,6 +33,7 @@ const usage = `herald — webhook delivery for tailnets
 Usage:
   herald serve   [flags]   run Herald: the delivery actors behind the admin API
   herald receive [flags]   a development receiver that verifies signatures
+  herald audit   [flags]   print every event's delivery history from the log (JSON lines)
   herald version           print the version (also: herald --version)
 
 Run "herald COMMAND -h" for a command's flags.
@@ -57,6 +58,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, rest, stdout, stderr)
 	case "receive":
 		err = receive(ctx, rest, stdout, stderr)
+	case "audit":
+		err = audit(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "herald: unknown command %q\n\n%s", cmd, usage)
 		return 2
