@@ -10,6 +10,8 @@ import (
 	"time"
 
 	tailscale "tailscale.com/client/tailscale/v2"
+
+	"github.com/herald-webhooks/herald/signer"
 )
 
 // deliveryDeadline bounds how long a test waits for a delivery to reach
@@ -94,7 +96,15 @@ func TestOfficialClient(t *testing.T) {
 	if err := hooks.Test(ctx, created.EndpointID); err != nil {
 		t.Fatalf("Test: %v", err)
 	}
-	rcv.waitFor(t, "test", deliveryDeadline)
+	testEvent := rcv.waitFor(t, "test", deliveryDeadline)
+	// The delivery after a rotation verifies with the new secret only.
+	sb := rcv.signedBatchOf(t, testEvent["id"].(string))
+	if err := signer.Verify(sb.header, sb.body, []string{*rotated.Secret}, time.Now(), time.Minute); err != nil {
+		t.Errorf("test event after rotation: does not verify with the new secret: %v", err)
+	}
+	if err := signer.Verify(sb.header, sb.body, []string{*created.Secret}, time.Now(), time.Minute); err == nil {
+		t.Errorf("test event after rotation: verifies with the old secret, want the new one only")
+	}
 
 	if err := hooks.Delete(ctx, created.EndpointID); err != nil {
 		t.Fatalf("Delete: %v", err)

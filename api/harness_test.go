@@ -15,6 +15,7 @@ import (
 
 	"github.com/herald-webhooks/herald/api"
 	"github.com/herald-webhooks/herald/server"
+	"github.com/herald-webhooks/herald/signer"
 )
 
 // testVersion is what the harness reports as Herald's version.
@@ -235,6 +236,7 @@ type receiver struct {
 	ts      *httptest.Server
 	mu      sync.Mutex
 	batches [][]map[string]any
+	signed  []signedBody  // the raw body and signature header of each batch
 	changed chan struct{} // closed and replaced on every batch
 }
 
@@ -242,19 +244,43 @@ func newReceiver(t *testing.T) *receiver {
 	t.Helper()
 	r := &receiver{changed: make(chan struct{})}
 	r.ts = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, err := io.ReadAll(req.Body)
 		var batch []map[string]any
-		if err := json.NewDecoder(req.Body).Decode(&batch); err != nil {
+		if err != nil || json.Unmarshal(body, &batch) != nil {
 			http.Error(w, "bad batch", http.StatusBadRequest)
 			return
 		}
 		r.mu.Lock()
 		r.batches = append(r.batches, batch)
+		r.signed = append(r.signed, signedBody{body: body, header: req.Header.Get(signer.HeaderName)})
 		close(r.changed)
 		r.changed = make(chan struct{})
 		r.mu.Unlock()
 	}))
 	t.Cleanup(r.ts.Close)
 	return r
+}
+
+type signedBody struct {
+	body   []byte
+	header string
+}
+
+// signedBatchOf returns the raw body and signature header of the batch
+// that carried the event with this id.
+func (r *receiver) signedBatchOf(t *testing.T, eventID string) signedBody {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, b := range r.batches {
+		for _, ev := range b {
+			if ev["id"] == eventID {
+				return r.signed[i]
+			}
+		}
+	}
+	t.Fatalf("no batch carried event %s", eventID)
+	return signedBody{}
 }
 
 // waitFor waits until an event of eventType has arrived, or fails the test
