@@ -215,7 +215,7 @@ func TestFold(t *testing.T) {
 			},
 		},
 		{
-			name: "an unknown event and endpoint read as empty",
+			name:  "an unknown event and endpoint read as empty",
 			build: func(s *script) {},
 			check: func(t *testing.T, d *projections.Deliveries) {
 				if h := d.Event("ev_nope"); h.ID != "" || h.Endpoints != nil {

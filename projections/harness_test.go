@@ -122,12 +122,12 @@ func lastPosition(t *testing.T, log eventlog.Log) eventlog.Position {
 // stream's documented layout (actors/tailnet/doc.go). It numbers
 // positions and stream versions as a log would.
 type script struct {
-	t        *testing.T
+	t        testing.TB
 	recs     []eventlog.Record
 	versions map[string]uint64
 }
 
-func newScript(t *testing.T) *script { return &script{t: t, versions: map[string]uint64{}} }
+func newScript(t testing.TB) *script { return &script{t: t, versions: map[string]uint64{}} }
 
 func (s *script) add(stream, typ string, v any) eventlog.Record {
 	data, ok := v.([]byte)
