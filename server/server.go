@@ -21,6 +21,7 @@ import (
 	"github.com/herald-webhooks/herald/egress"
 	"github.com/herald-webhooks/herald/eventlog"
 	"github.com/herald-webhooks/herald/eventlog/embedded"
+	"github.com/herald-webhooks/herald/internal/atomicfile"
 	"github.com/herald-webhooks/herald/internal/randid"
 	"github.com/herald-webhooks/herald/signer"
 )
@@ -164,7 +165,7 @@ func (s *Server) ensureAdminKey(ctx context.Context) error {
 		return nil
 	}
 	key, _, err := s.keys.createWith(ctx, "", "admin", s.cfg.Clock.Now(), func(key string) error {
-		return writeFileAtomic(s.AdminKeyPath(), []byte(key+"\n"), 0o600)
+		return atomicfile.Write(s.AdminKeyPath(), []byte(key+"\n"), 0o600)
 	})
 	if err != nil {
 		return fmt.Errorf("create the admin API key: %w", err)
@@ -359,39 +360,5 @@ func readStream(ctx context.Context, log eventlog.Log, stream string, fn func(ev
 }
 
 func randomString(n int) (string, error) { return randid.String(n) }
-
-// writeFileAtomic writes a file by way of a temporary one, synced, so a
-// crash leaves either the old file or the new one.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
-}
 
 var _ api.Backend = (*Server)(nil)

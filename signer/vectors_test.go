@@ -3,41 +3,15 @@ package signer
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/herald-webhooks/herald/internal/shared"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 )
 
-// sharedTestdata returns the path of a file in the shared testdata directory:
-// HERALD_SHARED_DIR/testdata/name, or ../shared/testdata/name from the
-// repository root (the first directory above the working directory holding
-// go.mod). The test fails, naming the path, if the file is missing.
 func sharedTestdata(t *testing.T, name string) string {
 	t.Helper()
-	shared := os.Getenv("HERALD_SHARED_DIR")
-	if shared == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatalf("getwd: %v", err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatalf("no go.mod above the working directory; set HERALD_SHARED_DIR to find testdata/%s", name)
-			}
-			dir = parent
-		}
-		shared = filepath.Join(dir, "..", "shared")
-	}
-	path := filepath.Join(shared, "testdata", name)
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("shared testdata %s: %v", path, err)
-	}
-	return path
+	return shared.TestdataPath(t, name)
 }
 
 type signatureVector struct {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/herald-webhooks/herald/internal/atomicfile"
 	"io"
 	"log/slog"
 	"net"
@@ -115,7 +116,7 @@ func Run(ctx context.Context, cfg Config, ready func(addr string)) error {
 		return err
 	}
 	if cfg.CertOut != "" {
-		if err := writeFileAtomic(cfg.CertOut, certPEM, certFileMode); err != nil {
+		if err := atomicfile.Write(cfg.CertOut, certPEM, certFileMode); err != nil {
 			return fmt.Errorf("write certificate: %w", err)
 		}
 	}

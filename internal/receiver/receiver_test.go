@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/herald-webhooks/herald/internal/shared"
 	"io"
 	"log/slog"
 	"net"
@@ -168,34 +169,9 @@ func (r *testReceiver) do(t *testing.T, req *http.Request) (int, string) {
 	return resp.StatusCode, string(answer)
 }
 
-// sharedTestdata returns HERALD_SHARED_DIR/testdata/name, or
-// ../shared/testdata/name from the repository root (the first directory
-// above the working directory holding go.mod), failing if it is missing.
 func sharedTestdata(t *testing.T, name string) string {
 	t.Helper()
-	shared := os.Getenv("HERALD_SHARED_DIR")
-	if shared == "" {
-		dir, err := os.Getwd()
-		if err != nil {
-			t.Fatalf("getwd: %v", err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				t.Fatalf("no go.mod above the working directory; set HERALD_SHARED_DIR to find testdata/%s", name)
-			}
-			dir = parent
-		}
-		shared = filepath.Join(dir, "..", "shared")
-	}
-	path := filepath.Join(shared, "testdata", name)
-	if _, err := os.Stat(path); err != nil {
-		t.Fatalf("shared testdata %s: %v", path, err)
-	}
-	return path
+	return shared.TestdataPath(t, name)
 }
 
 // exampleEvents returns the example event of every type in the shared
