@@ -32,9 +32,9 @@ type Change struct {
 // change keep their known values.
 type Node struct {
 	ID            string `json:"id"`
-	Name          string `json:"name,omitempty"`      // MagicDNS name, e.g. build-07.tail5e2d.ts.net
-	User          string `json:"user,omitempty"`      // login name of the owner (managedBy)
-	Address       string `json:"address,omitempty"`   // Tailscale IP, used for the admin console link
+	Name          string `json:"name,omitempty"`    // MagicDNS name, e.g. build-07.tail5e2d.ts.net
+	User          string `json:"user,omitempty"`    // login name of the owner (managedBy)
+	Address       string `json:"address,omitempty"` // Tailscale IP, used for the admin console link
 	NeedsApproval bool   `json:"needsApproval,omitempty"`
 	Expiration    string `json:"expiration,omitempty"` // key expiry, RFC 3339 (key expiry changes)
 	URL           string `json:"url,omitempty"`        // admin console link; derived when empty

@@ -8,6 +8,8 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/record"
@@ -104,6 +106,7 @@ func classifyWALTail(fs vfs.FS, dir, file string, logNum uint32, at int64, logge
 	case syncedPast >= 0:
 		return fmt.Errorf("open event log %s: WAL %s is corrupt at offset %d: a complete chunk at offset %d says the log was synced past it; refusing to drop acknowledged records", dir, file, at, syncedPast)
 	case ours || later >= 0 || allZero(rest):
+		debugDumpWAL(file, at, n, later)
 		logger.Warn("WAL has a damaged tail: records after the offset are dropped, and they may include acknowledged appends (a torn write loses only unacknowledged ones)",
 			"wal", file, "offset", at, "dropped_bytes", len(tail))
 	default:
@@ -353,4 +356,12 @@ func (l *Log) verify() error {
 		}
 	}
 	return nil
+}
+
+func debugDumpWAL(file string, at int64, n int, later int64) {
+	b, _ := os.ReadFile(file)
+	name := fmt.Sprintf("/tmp/waldump/%d-%s", os.Getpid(), filepath.Base(file))
+	os.MkdirAll("/tmp/waldump", 0o755)
+	os.WriteFile(name, b, 0o644)
+	os.WriteFile(name+".info", []byte(fmt.Sprintf("at=%d validTail=%d later=%d size=%d\n", at, n, later, len(b))), 0o644)
 }
