@@ -13,7 +13,7 @@ import (
 // Log is an in-memory eventlog.Log.
 type Log struct {
 	mu      sync.Mutex
-	records []eventlog.Record          // global order; Position = index+1
+	records []eventlog.Record // global order; Position = index+1
 	streams map[string][]eventlog.Position
 	changed chan struct{} // closed and replaced on every append
 	closed  bool
