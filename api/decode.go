@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/herald-webhooks/herald/actors/tailnet"
 )
 
 // readBody reads the request body, answering 415 for a Content-Type that is
@@ -18,7 +21,7 @@ import (
 func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSONMediaType(ct) {
 		writeError(w, http.StatusUnsupportedMediaType,
-			fmt.Sprintf("Content-Type: got %q, want application/json", ct))
+			fmt.Sprintf("Content-Type: got %s, want application/json", tailnet.Quote(ct)))
 		return nil, false
 	}
 	if r.ContentLength > h.maxBody {
@@ -38,6 +41,12 @@ func (h *handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		writeError(w, http.StatusBadRequest, "body: empty")
+		return nil, false
+	}
+	// encoding/json would quietly turn invalid UTF-8 into U+FFFD, storing
+	// something other than what was sent.
+	if !utf8.Valid(data) {
+		writeError(w, http.StatusBadRequest, "body: not valid UTF-8")
 		return nil, false
 	}
 	return data, true

@@ -225,8 +225,9 @@ func (h *handler) tailnetOf(w http.ResponseWriter, r *http.Request, p Principal)
 		}
 		return p.Tailnet, true
 	}
-	if name == "" {
-		writeError(w, http.StatusBadRequest, "tailnet: empty")
+	name, err := tailnet.CanonicalName(name)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return "", false
 	}
 	if !p.CanAccess(name) {

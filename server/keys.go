@@ -79,9 +79,6 @@ func (ks *keyStore) create(ctx context.Context, tailnetName, description string,
 // createWith is create with a step (keep, if not nil) that runs on the key
 // before its hash is logged.
 func (ks *keyStore) createWith(ctx context.Context, tailnetName, description string, now time.Time, keep func(key string) error) (key, id string, err error) {
-	if len(description) > maxKeyDescLen {
-		return "", "", fmt.Errorf("description is longer than %d bytes", maxKeyDescLen)
-	}
 	id, err = randomString(keyIDLength)
 	if err != nil {
 		return "", "", err

@@ -3,33 +3,16 @@ package server
 import (
 	"context"
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/herald-webhooks/herald/actors/endpoint"
 	"github.com/herald-webhooks/herald/actors/tailnet"
 	"github.com/herald-webhooks/herald/api"
 )
 
-// maxTailnetNameLen bounds a tailnet's name.
-const maxTailnetNameLen = 253
-
-// ValidTailnetName checks a tailnet name: 1 to 253 characters of letters,
-// digits and . _ - @ +, and not "-" (which the API reads as "the key's own
-// tailnet").
+// ValidTailnetName checks a tailnet name (see tailnet.CanonicalName).
 func ValidTailnetName(name string) error {
-	if name == "" || name == "-" {
-		return &tailnet.InvalidError{Msg: fmt.Sprintf("tailnet name %q is not a tailnet", name)}
-	}
-	if len(name) > maxTailnetNameLen || !utf8.ValidString(name) {
-		return &tailnet.InvalidError{Msg: fmt.Sprintf("tailnet name is longer than %d characters", maxTailnetNameLen)}
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-@+", r)) {
-			return &tailnet.InvalidError{Msg: fmt.Sprintf("tailnet name %q has %q; use letters, digits and . _ - @ +", name, r)}
-		}
-	}
-	return nil
+	_, err := tailnet.CanonicalName(name)
+	return err
 }
 
 // Authenticate implements api.Backend.
@@ -38,9 +21,14 @@ func (s *Server) Authenticate(key string) (api.Principal, bool) { return s.keys.
 // CreateAPIKey implements api.Backend.
 func (s *Server) CreateAPIKey(ctx context.Context, tailnetName, description string) (string, string, error) {
 	if tailnetName != "" {
-		if err := ValidTailnetName(tailnetName); err != nil {
+		canon, err := tailnet.CanonicalName(tailnetName)
+		if err != nil {
 			return "", "", err
 		}
+		tailnetName = canon
+	}
+	if len(description) > maxKeyDescLen {
+		return "", "", &tailnet.InvalidError{Msg: fmt.Sprintf("description is longer than %d bytes", maxKeyDescLen)}
 	}
 	key, id, err := s.keys.create(ctx, tailnetName, description, s.cfg.Clock.Now())
 	if err != nil {
@@ -58,8 +46,12 @@ func (s *Server) EndpointTailnet(endpointID string) (string, bool) {
 	return name, ok
 }
 
-func (s *Server) endpointCall(ctx context.Context, tailnetName string, create bool, msg any) (*tailnet.EndpointReply, error) {
-	pid, err := s.tailnet(ctx, tailnetName, create)
+func (s *Server) endpointCall(tailnetName string, create bool, msg any) (*tailnet.EndpointReply, error) {
+	canon, err := tailnet.CanonicalName(tailnetName)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := s.tailnet(canon, create)
 	if err != nil {
 		return nil, err
 	}
@@ -72,22 +64,27 @@ func (s *Server) endpointCall(ctx context.Context, tailnetName string, create bo
 
 // CreateEndpoint implements api.Backend.
 func (s *Server) CreateEndpoint(ctx context.Context, tailnetName, actor, url, providerType string, subscriptions []string) (tailnet.Endpoint, string, error) {
-	if err := ValidTailnetName(tailnetName); err != nil {
+	canon, err := tailnet.CanonicalName(tailnetName)
+	if err != nil {
 		return tailnet.Endpoint{}, "", err
 	}
-	reply, err := s.endpointCall(ctx, tailnetName, true, &tailnet.CreateEndpoint{Actor: actor, URL: url, ProviderType: providerType, Subscriptions: subscriptions})
+	reply, err := s.endpointCall(canon, true, &tailnet.CreateEndpoint{Actor: actor, URL: url, ProviderType: providerType, Subscriptions: subscriptions})
 	if err != nil {
 		return tailnet.Endpoint{}, "", err
 	}
 	s.mu.Lock()
-	s.endpoints[reply.Endpoint.ID] = tailnetName
+	s.endpoints[reply.Endpoint.ID] = canon
 	s.mu.Unlock()
 	return reply.Endpoint, reply.Secret, nil
 }
 
 // ListEndpoints implements api.Backend. A tailnet never used lists empty.
 func (s *Server) ListEndpoints(ctx context.Context, tailnetName string) ([]tailnet.Endpoint, error) {
-	pid, err := s.tailnet(ctx, tailnetName, false)
+	canon, err := tailnet.CanonicalName(tailnetName)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := s.tailnet(canon, false)
 	if err == tailnet.ErrNotFound {
 		return []tailnet.Endpoint{}, nil
 	}
@@ -106,7 +103,7 @@ func (s *Server) ListEndpoints(ctx context.Context, tailnetName string) ([]tailn
 
 // GetEndpoint implements api.Backend.
 func (s *Server) GetEndpoint(ctx context.Context, tailnetName, endpointID string) (tailnet.Endpoint, error) {
-	reply, err := s.endpointCall(ctx, tailnetName, false, &tailnet.GetEndpoint{ID: endpointID})
+	reply, err := s.endpointCall(tailnetName, false, &tailnet.GetEndpoint{ID: endpointID})
 	if err != nil {
 		return tailnet.Endpoint{}, err
 	}
@@ -115,7 +112,7 @@ func (s *Server) GetEndpoint(ctx context.Context, tailnetName, endpointID string
 
 // UpdateEndpoint implements api.Backend.
 func (s *Server) UpdateEndpoint(ctx context.Context, tailnetName, endpointID, actor string, subscriptions []string) (tailnet.Endpoint, error) {
-	reply, err := s.endpointCall(ctx, tailnetName, false, &tailnet.UpdateEndpoint{ID: endpointID, Actor: actor, Subscriptions: subscriptions})
+	reply, err := s.endpointCall(tailnetName, false, &tailnet.UpdateEndpoint{ID: endpointID, Actor: actor, Subscriptions: subscriptions})
 	if err != nil {
 		return tailnet.Endpoint{}, err
 	}
@@ -124,7 +121,7 @@ func (s *Server) UpdateEndpoint(ctx context.Context, tailnetName, endpointID, ac
 
 // RotateSecret implements api.Backend.
 func (s *Server) RotateSecret(ctx context.Context, tailnetName, endpointID, actor string) (tailnet.Endpoint, string, error) {
-	reply, err := s.endpointCall(ctx, tailnetName, false, &tailnet.RotateSecret{ID: endpointID, Actor: actor})
+	reply, err := s.endpointCall(tailnetName, false, &tailnet.RotateSecret{ID: endpointID, Actor: actor})
 	if err != nil {
 		return tailnet.Endpoint{}, "", err
 	}
@@ -133,13 +130,13 @@ func (s *Server) RotateSecret(ctx context.Context, tailnetName, endpointID, acto
 
 // TestEndpoint implements api.Backend.
 func (s *Server) TestEndpoint(ctx context.Context, tailnetName, endpointID string) error {
-	_, err := s.endpointCall(ctx, tailnetName, false, &tailnet.TestEndpoint{ID: endpointID})
+	_, err := s.endpointCall(tailnetName, false, &tailnet.TestEndpoint{ID: endpointID})
 	return err
 }
 
 // DeleteEndpoint implements api.Backend.
 func (s *Server) DeleteEndpoint(ctx context.Context, tailnetName, endpointID, actor string) error {
-	if _, err := s.endpointCall(ctx, tailnetName, false, &tailnet.DeleteEndpoint{ID: endpointID, Actor: actor}); err != nil {
+	if _, err := s.endpointCall(tailnetName, false, &tailnet.DeleteEndpoint{ID: endpointID, Actor: actor}); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -150,7 +147,11 @@ func (s *Server) DeleteEndpoint(ctx context.Context, tailnetName, endpointID, ac
 
 // Ingest implements api.Backend.
 func (s *Server) Ingest(ctx context.Context, tailnetName string, changes []tailnet.Change) ([]tailnet.Raised, error) {
-	pid, err := s.tailnet(ctx, tailnetName, true)
+	canon, err := tailnet.CanonicalName(tailnetName)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := s.tailnet(canon, true)
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +164,11 @@ func (s *Server) Ingest(ctx context.Context, tailnetName string, changes []tailn
 
 // DeliveryStatus implements api.Backend.
 func (s *Server) DeliveryStatus(ctx context.Context, tailnetName, endpointID string) (any, error) {
-	pid, err := s.tailnet(ctx, tailnetName, false)
+	canon, err := tailnet.CanonicalName(tailnetName)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := s.tailnet(canon, false)
 	if err != nil {
 		return nil, err
 	}

@@ -78,6 +78,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	tailnets   map[string]*actor.PID
+	registered map[string]bool // tailnets recorded in herald-directory
 	dirVersion int64
 	endpoints  map[string]string // endpoint id → tailnet
 	closed     bool
@@ -86,7 +87,7 @@ type Server struct {
 // New starts Herald on cfg: it replays the log, restarts every tailnet's
 // actors (which resume their pending deliveries on schedule), and, on
 // first start, creates the admin API key in DataDir/admin.key.
-func New(ctx context.Context, cfg Config) (s *Server, err error) {
+func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("server: no data directory")
 	}
@@ -102,25 +103,43 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
+	s := &Server{
+		cfg: cfg, logger: cfg.Logger, dirVersion: -1,
+		tailnets: map[string]*actor.PID{}, registered: map[string]bool{}, endpoints: map[string]string{},
 	}
-	s = &Server{cfg: cfg, logger: cfg.Logger, tailnets: map[string]*actor.PID{}, endpoints: map[string]string{}, dirVersion: -1}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
-	if s.sealer, err = signer.LoadOrCreateKey(filepath.Join(cfg.DataDir, SecretsKeyFile)); err != nil {
+	if err := s.start(ctx); err != nil {
+		s.Close()
 		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	cfg := s.cfg
+	if err := prepareDataDir(cfg.DataDir, s.logger); err != nil {
+		return err
 	}
 	s.log = cfg.Log
 	if s.log == nil {
 		l, err := embedded.Open(filepath.Join(cfg.DataDir, LogDir), embedded.Options{Logger: cfg.Logger})
 		if err != nil {
-			return nil, fmt.Errorf("open the event log: %w", err)
+			return fmt.Errorf("open the event log in %s: %w", filepath.Join(cfg.DataDir, LogDir), err)
 		}
 		s.log, s.ownsLog = l, true
+	}
+	dir, err := readDirectory(ctx, s.log)
+	if err != nil {
+		return err
+	}
+	s.dirVersion = dir.version
+	if s.keys, err = loadKeys(ctx, s.log); err != nil {
+		return err
+	}
+	if err := s.checkLogMatchesDataDir(dir); err != nil {
+		return err
+	}
+	if err := s.openDataKey(ctx, dir); err != nil {
+		return err
 	}
 	if s.egress, err = egress.New(egress.Config{
 		AllowPrivate:   cfg.AllowPrivateEgress,
@@ -131,21 +150,75 @@ func New(ctx context.Context, cfg Config) (s *Server, err error) {
 		Resolver:       cfg.EgressResolver,
 		Now:            cfg.Clock.Now,
 	}); err != nil {
-		return nil, err
+		return err
 	}
 	s.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return cfg.Logger.With("lib", "protoactor")
 	}))
-	if s.keys, err = loadKeys(ctx, s.log); err != nil {
-		return nil, err
-	}
 	if err := s.ensureAdminKey(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	if err := s.startTailnets(ctx); err != nil {
-		return nil, err
+	return s.startTailnets(ctx, dir.tailnets)
+}
+
+// prepareDataDir creates the data directory (0700), and warns when an
+// existing one lets other users in: the log holds logins, policy files and
+// key hashes.
+func prepareDataDir(path string, logger *slog.Logger) error {
+	if err := os.MkdirAll(path, 0o700); err != nil {
+		return fmt.Errorf("data directory %s: %w", path, err)
 	}
-	return s, nil
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", path, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data directory %s is not a directory", path)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		logger.Warn("the data directory is open to other users; the log in it holds logins, policy files and key hashes: chmod 700 it",
+			"dir", path, "mode", fi.Mode().Perm().String())
+	}
+	return nil
+}
+
+// checkLogMatchesDataDir refuses a log that has lost its history: an
+// admin key file says Herald ran here before, so an empty log means the
+// log was deleted or replaced, and starting afresh would silently drop
+// every endpoint and overwrite the admin key.
+func (s *Server) checkLogMatchesDataDir(dir directory) error {
+	if dir.version >= 0 || s.keys.version >= 0 {
+		return nil
+	}
+	if _, err := os.Stat(s.AdminKeyPath()); err == nil {
+		return fmt.Errorf("%s exists but the event log holds no API keys: the log was deleted or replaced; restore it, or remove %s to start afresh", s.AdminKeyPath(), s.AdminKeyPath())
+	}
+	return nil
+}
+
+// openDataKey opens the key that seals endpoint secrets, and makes sure it
+// is the one the log's secrets were sealed with: a missing or different
+// key would make every endpoint's secret unreadable, and new secrets
+// sealed under it unreadable once the right key is back.
+func (s *Server) openDataKey(ctx context.Context, dir directory) error {
+	path := filepath.Join(s.cfg.DataDir, SecretsKeyFile)
+	if dir.dataKeyID != "" {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s is missing, and the log's endpoint secrets are sealed with data key %s: restore that file", path, dir.dataKeyID)
+		}
+	}
+	sealer, err := signer.LoadOrCreateKey(path)
+	if err != nil {
+		return err
+	}
+	s.sealer = sealer
+	switch {
+	case dir.dataKeyID == sealer.KeyID():
+		return nil
+	case dir.dataKeyID != "":
+		return fmt.Errorf("%s holds data key %s, but the log's endpoint secrets are sealed with data key %s: restore the right file", path, sealer.KeyID(), dir.dataKeyID)
+	}
+	return s.appendDirectory(ctx, recDataKeyRegistered, dataKeyRegistered{Type: recDataKeyRegistered, V: 1, KeyID: sealer.KeyID(), At: s.cfg.Clock.Now().UTC()})
 }
 
 // AdminKey returns the admin key if this start created it, else "".
@@ -157,12 +230,18 @@ func (s *Server) AdminKeyPath() string { return filepath.Join(s.cfg.DataDir, Adm
 // Log returns the event log the server writes.
 func (s *Server) Log() eventlog.Log { return s.log }
 
-// ensureAdminKey creates the admin key on first start. The file is written
-// before the key is logged: a crash in between leaves a file whose key does
-// not work yet, and the next start makes a new one.
+// ensureAdminKey creates the admin key on first start, and a new one when
+// the file has gone (the old key stays valid: only its hash is kept, so it
+// cannot be written out again). The file is written before the key is
+// logged: a crash in between leaves a file whose key does not work yet,
+// and the next start makes a new one.
 func (s *Server) ensureAdminKey(ctx context.Context) error {
-	if s.keys.hasAdmin() {
-		return nil
+	hasAdmin := s.keys.hasAdmin()
+	if hasAdmin {
+		if _, err := os.Stat(s.AdminKeyPath()); err == nil {
+			return nil
+		}
+		s.logger.Warn("the admin key file is missing; creating a new admin key (keys made before stay valid)", "file", s.AdminKeyPath())
 	}
 	key, _, err := s.keys.createWith(ctx, "", "admin", s.cfg.Clock.Now(), func(key string) error {
 		return atomicfile.Write(s.AdminKeyPath(), []byte(key+"\n"), 0o600)
@@ -182,30 +261,67 @@ type tailnetRegistered struct {
 	At   time.Time `json:"at"`
 }
 
+type dataKeyRegistered struct {
+	Type  string    `json:"type"`
+	V     int       `json:"v"`
+	KeyID string    `json:"keyId"`
+	At    time.Time `json:"at"`
+}
+
 const (
 	directoryStream      = "herald-directory"
 	recTailnetRegistered = "tailnetRegistered"
+	recDataKeyRegistered = "dataKeyRegistered"
 )
 
-func (s *Server) startTailnets(ctx context.Context) error {
-	var names []string
-	err := readStream(ctx, s.log, directoryStream, func(rec eventlog.Record) error {
-		s.dirVersion = int64(rec.Version)
-		if rec.Type != recTailnetRegistered {
-			return nil
+// directory is what the herald-directory stream says.
+type directory struct {
+	version   int64
+	tailnets  []string
+	dataKeyID string
+}
+
+func readDirectory(ctx context.Context, log eventlog.Log) (directory, error) {
+	dir := directory{version: -1}
+	err := readStream(ctx, log, directoryStream, func(rec eventlog.Record) error {
+		dir.version = int64(rec.Version)
+		switch rec.Type {
+		case recTailnetRegistered:
+			var r tailnetRegistered
+			if err := json.Unmarshal(rec.Data, &r); err != nil {
+				return fmt.Errorf("decode %s@%d: %w", directoryStream, rec.Version, err)
+			}
+			dir.tailnets = append(dir.tailnets, r.Name)
+		case recDataKeyRegistered:
+			var r dataKeyRegistered
+			if err := json.Unmarshal(rec.Data, &r); err != nil {
+				return fmt.Errorf("decode %s@%d: %w", directoryStream, rec.Version, err)
+			}
+			dir.dataKeyID = r.KeyID
 		}
-		var r tailnetRegistered
-		if err := json.Unmarshal(rec.Data, &r); err != nil {
-			return fmt.Errorf("decode %s@%d: %w", directoryStream, rec.Version, err)
-		}
-		names = append(names, r.Name)
 		return nil
 	})
+	return dir, err
+}
+
+// appendDirectory appends one record to herald-directory.
+func (s *Server) appendDirectory(ctx context.Context, typ string, v any) error {
+	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
+	res, err := s.log.Append(ctx, directoryStream, eventlog.ExpectedVersion(s.dirVersion), eventlog.Event{Type: typ, Data: data})
+	if err != nil {
+		return fmt.Errorf("append to %s: %w", directoryStream, err)
+	}
+	s.dirVersion = int64(res.Version)
+	return nil
+}
+
+func (s *Server) startTailnets(ctx context.Context, names []string) error {
 	s.mu.Lock()
 	for _, name := range names {
+		s.registered[name] = true
 		if _, dup := s.tailnets[name]; !dup {
 			s.spawnTailnetLocked(name)
 		}
@@ -247,10 +363,14 @@ func (s *Server) spawnTailnetLocked(name string) *actor.PID {
 			Batch:     s.cfg.Batch,
 			Logger:    s.logger,
 		},
-		ValidateURL: func(raw string) error {
-			_, err := egress.ValidateEndpointURL(raw, s.cfg.AllowPrivateEgress)
-			return err
+		ValidateURL: func(raw string) (string, error) {
+			u, err := egress.ValidateEndpointURL(raw, s.cfg.AllowPrivateEgress)
+			if err != nil {
+				return "", err
+			}
+			return u.String(), nil
 		},
+		Register:   func(ctx context.Context) error { return s.register(ctx, name) },
 		ConsoleURL: s.cfg.ConsoleURL,
 		Logger:     s.logger,
 	}))
@@ -258,9 +378,11 @@ func (s *Server) spawnTailnetLocked(name string) *actor.PID {
 	return pid
 }
 
-// tailnet returns the actor of a tailnet; with create, a tailnet seen for
-// the first time is registered (durably) and started.
-func (s *Server) tailnet(ctx context.Context, name string, create bool) (*actor.PID, error) {
+// tailnet returns the actor of a tailnet. With create, a tailnet seen for
+// the first time gets an actor; it is registered in the directory (so that
+// a restart starts it) only when its first record is about to be written,
+// so a refused call leaves nothing behind.
+func (s *Server) tailnet(name string, create bool) (*actor.PID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -272,20 +394,23 @@ func (s *Server) tailnet(ctx context.Context, name string, create bool) (*actor.
 	if !create {
 		return nil, tailnet.ErrNotFound
 	}
-	if err := ValidTailnetName(name); err != nil {
-		return nil, err
-	}
-	data, err := json.Marshal(tailnetRegistered{Type: recTailnetRegistered, V: 1, Name: name, At: s.cfg.Clock.Now().UTC()})
-	if err != nil {
-		return nil, err
-	}
-	res, err := s.log.Append(ctx, directoryStream, eventlog.ExpectedVersion(s.dirVersion), eventlog.Event{Type: recTailnetRegistered, Data: data})
-	if err != nil {
-		return nil, fmt.Errorf("register tailnet %s: %w", name, err)
-	}
-	s.dirVersion = int64(res.Version)
-	s.logger.Info("new tailnet", "tailnet", name)
 	return s.spawnTailnetLocked(name), nil
+}
+
+// register records a tailnet in the directory, once, before its stream's
+// first record.
+func (s *Server) register(ctx context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.registered[name] {
+		return nil
+	}
+	if err := s.appendDirectory(ctx, recTailnetRegistered, tailnetRegistered{Type: recTailnetRegistered, V: 1, Name: name, At: s.cfg.Clock.Now().UTC()}); err != nil {
+		return fmt.Errorf("register tailnet %s: %w", name, err)
+	}
+	s.registered[name] = true
+	s.logger.Info("new tailnet", "tailnet", name)
+	return nil
 }
 
 // request asks an actor and waits for its typed reply.

@@ -40,10 +40,15 @@ type Config struct {
 	// Endpoint is the template for the endpoint actors this tailnet
 	// spawns; its Backlog is filled in here.
 	Endpoint endpoint.Config
-	// ValidateURL checks an endpoint URL (egress.ValidateEndpointURL).
-	ValidateURL func(raw string) error
-	ConsoleURL  string
-	Logger      *slog.Logger
+	// ValidateURL checks an endpoint URL (egress.ValidateEndpointURL) and
+	// returns its canonical form, which is what is stored and shown.
+	ValidateURL func(raw string) (string, error)
+	// Register, if set, is called before the tailnet's first record is
+	// appended, so that whoever starts tailnets on restart knows of this
+	// one; a call that is refused writes nothing and registers nothing.
+	Register   func(ctx context.Context) error
+	ConsoleURL string
+	Logger     *slog.Logger
 }
 
 // Requests a tailnet actor answers (send with RequestFuture, as pointers).
@@ -347,6 +352,11 @@ func (p *pending) notify(tailnetName, eventType string, data events.Data, target
 // commit appends p, folds it into the state, and hands its notifications
 // to the endpoint actors: persist, then change state, then act.
 func (a *tailnetActor) commit(ctx actor.Context, p *pending) ([]Raised, error) {
+	if a.version < 0 && a.cfg.Register != nil {
+		if err := a.cfg.Register(context.Background()); err != nil {
+			return nil, err
+		}
+	}
 	res, err := a.cfg.Log.Append(context.Background(), a.stream, eventlog.ExpectedVersion(a.version), p.events...)
 	if err != nil {
 		var wrong *eventlog.WrongVersionError
@@ -405,11 +415,12 @@ func (a *tailnetActor) liveCount() int {
 }
 
 func (a *tailnetActor) create(ctx actor.Context, m *CreateEndpoint) (Endpoint, string, error) {
-	if err := a.cfg.ValidateURL(m.URL); err != nil {
+	canonURL, err := a.cfg.ValidateURL(m.URL)
+	if err != nil {
 		return Endpoint{}, "", &InvalidError{Msg: "endpointUrl: " + err.Error()}
 	}
 	if !events.ValidProviderType(m.ProviderType) {
-		return Endpoint{}, "", invalidf("providerType: unknown provider type %q (one of \"\", slack, discord, mattermost, googlechat)", m.ProviderType)
+		return Endpoint{}, "", invalidf("providerType: unknown provider type %s (one of \"\", slack, discord, mattermost, googlechat)", Quote(m.ProviderType))
 	}
 	subs, err := checkSubscriptions(m.Subscriptions)
 	if err != nil {
@@ -432,7 +443,7 @@ func (a *tailnetActor) create(ctx actor.Context, m *CreateEndpoint) (Endpoint, s
 	}
 	var p pending
 	if err := p.add(recEndpointCreated, endpointCreated{
-		Type: recEndpointCreated, V: schemaVersion, ID: id, URL: m.URL, ProviderType: m.ProviderType,
+		Type: recEndpointCreated, V: schemaVersion, ID: id, URL: canonURL, ProviderType: m.ProviderType,
 		Subscriptions: subs, SealedSecret: sealed, Creator: m.Actor, At: a.cfg.Clock.Now().UTC(),
 	}); err != nil {
 		return Endpoint{}, "", err
@@ -657,7 +668,7 @@ func checkSubscriptions(subs []string) ([]string, error) {
 	out := make([]string, 0, len(subs))
 	for _, s := range subs {
 		if !events.ValidSubscription(s) {
-			return nil, invalidf("subscriptions: unknown subscription %q", s)
+			return nil, invalidf("subscriptions: unknown subscription %s", Quote(s))
 		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)

@@ -237,6 +237,14 @@ func TestBadChangesAreRefusedAndLogNothing(t *testing.T) {
 		{"policy missing", []tailnet.Change{{Kind: tailnet.KindPolicySaved}}, "policy is required"},
 		{"policy too large", []tailnet.Change{{Kind: tailnet.KindPolicySaved, Policy: str(strings.Repeat("x", tailnet.MaxPolicyBytes+1))}}, "more than the limit"},
 		{"name too long", []tailnet.Change{{Kind: tailnet.KindNodeAdded, Node: &tailnet.Node{ID: "n", Name: strings.Repeat("n", 600)}}}, "longer than"},
+		{"expiration not a time on any node change", []tailnet.Change{{Kind: tailnet.KindNodeAdded, Node: &tailnet.Node{ID: "n", Name: "n", Expiration: "tomorrow"}}}, "not an RFC 3339 time"},
+		{"node change carrying a user", []tailnet.Change{{Kind: tailnet.KindNodeAdded, Node: &tailnet.Node{ID: "n", Name: "n"}, User: &tailnet.User{Login: "u"}}}, "carries no user"},
+		{"user change carrying a policy", []tailnet.Change{{Kind: tailnet.KindUserAdded, User: &tailnet.User{Login: "u"}, Policy: str("p")}}, "carries no policy"},
+		{"policy change carrying a node", []tailnet.Change{{Kind: tailnet.KindPolicySaved, Policy: str("p"), Node: &tailnet.Node{ID: "n"}}}, "carries no node"},
+		{"actor too long", []tailnet.Change{{Kind: tailnet.KindPolicySaved, Policy: str("p"), Actor: strings.Repeat("a", 600)}}, "actor is longer than"},
+		{"too many roles", []tailnet.Change{{Kind: tailnet.KindUserAdded, User: &tailnet.User{Login: "u", Roles: make([]string, 65)}}}, "more than the limit of 64"},
+		{"role too long", []tailnet.Change{{Kind: tailnet.KindUserAdded, User: &tailnet.User{Login: "u", Roles: []string{strings.Repeat("r", 600)}}}}, "user.roles[0] is longer than"},
+		{"long unknown kind is not echoed whole", []tailnet.Change{{Kind: strings.Repeat("k", 5000)}}, "…"},
 		{"second change bad", []tailnet.Change{{Kind: tailnet.KindPolicySaved, Policy: str("ok")}, {Kind: "bogus"}}, "changes[1]"},
 		{"too many changes", tooMany, "more than the limit"},
 	}
@@ -267,5 +275,38 @@ func TestEndpointLimit(t *testing.T) {
 	var inv *tailnet.InvalidError
 	if !errors.As(err, &inv) || !strings.Contains(err.Error(), "limit") {
 		t.Fatalf("endpoint %d: got %v, want an InvalidError about the limit", tailnet.MaxEndpoints+1, err)
+	}
+}
+
+func TestCanonicalName(t *testing.T) {
+	tests := []struct {
+		in, want string
+		bad      string
+	}{
+		{in: "example.com", want: "example.com"},
+		{in: "Example.COM", want: "example.com"},
+		{in: "alice@example.com", want: "alice@example.com"},
+		{in: "tail1234.ts.net", want: "tail1234.ts.net"},
+		{in: "a", want: "a"},
+		{in: "", bad: "empty"},
+		{in: "-", bad: "start and end"},
+		{in: "..", bad: "start and end"},
+		{in: ".a", bad: "start and end"},
+		{in: "a.", bad: "start and end"},
+		{in: "a..b", bad: "empty label"},
+		{in: "a/b", bad: "has '/'"},
+		{in: "caf\u00e9", bad: "has 'é'"},
+		{in: "a\x00b", bad: "has '\\x00'"},
+		{in: "\xff", bad: "not valid UTF-8"},
+		{in: strings.Repeat("a", 254), bad: "longer than 253"},
+	}
+	for _, tt := range tests {
+		got, err := tailnet.CanonicalName(tt.in)
+		switch {
+		case tt.bad == "" && (err != nil || got != tt.want):
+			t.Errorf("CanonicalName(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		case tt.bad != "" && (err == nil || !strings.Contains(err.Error(), tt.bad)):
+			t.Errorf("CanonicalName(%q) = %q, %v; want an error containing %q", tt.in, got, err, tt.bad)
+		}
 	}
 }

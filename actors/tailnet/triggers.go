@@ -1,6 +1,8 @@
 package tailnet
 
 import (
+	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -32,7 +34,11 @@ const (
 // Limits on what a change may carry.
 const (
 	MaxPolicyBytes = 256 << 10
-	maxNameBytes   = 512
+	// maxNameBytes bounds every other string of a change: ids, names,
+	// logins, addresses, links, roles, the actor.
+	maxNameBytes = 512
+	// maxRoles bounds the roles of a user.
+	maxRoles = 64
 )
 
 // expiryActor is the actor Tailscale names on key-expiry events.
@@ -90,6 +96,9 @@ type raise struct {
 // plan checks a change against the facts and returns the notifications
 // it raises, changing nothing.
 func (f *facts) plan(c Change, consoleURL string) ([]raise, error) {
+	if err := checkShape(c); err != nil {
+		return nil, err
+	}
 	switch {
 	case c.Kind == KindNodeAdded:
 		n, err := f.node(c, true)
@@ -110,9 +119,6 @@ func (f *facts) plan(c Change, consoleURL string) ([]raise, error) {
 		if c.Kind == KindNodeKeyExpiring || c.Kind == KindNodeKeyExpired {
 			if n.Expiration == "" {
 				return nil, invalidf("%s: node.expiration is required", c.Kind)
-			}
-			if _, err := time.Parse(time.RFC3339, n.Expiration); err != nil {
-				return nil, invalidf("%s: node.expiration %q is not an RFC 3339 time", c.Kind, n.Expiration)
 			}
 			d.Actor, d.Expiration = expiryActor, n.Expiration
 		}
@@ -159,7 +165,7 @@ func (f *facts) plan(c Change, consoleURL string) ([]raise, error) {
 	case c.Kind == "":
 		return nil, invalidf("change: kind is required (one of %s)", strings.Join(Kinds(), ", "))
 	default:
-		return nil, invalidf("change: unknown kind %q (one of %s)", c.Kind, strings.Join(Kinds(), ", "))
+		return nil, invalidf("change: unknown kind %s (one of %s)", Quote(c.Kind), strings.Join(Kinds(), ", "))
 	}
 }
 
@@ -168,24 +174,16 @@ func (f *facts) node(c Change, adding bool) (Node, error) {
 	if c.Node == nil || c.Node.ID == "" {
 		return Node{}, invalidf("%s: node.id is required", c.Kind)
 	}
-	if err := checkLen(c.Kind, "node.id", c.Node.ID); err != nil {
-		return Node{}, err
-	}
 	n, known := f.nodes[c.Node.ID]
 	if adding {
 		n = Node{ID: c.Node.ID}
 	}
 	mergeNode(&n, *c.Node)
 	if !known && !adding && c.Node.Name == "" {
-		return Node{}, invalidf("%s: node %q is not known to this tailnet; give node.name", c.Kind, c.Node.ID)
+		return Node{}, invalidf("%s: node %s is not known to this tailnet; give node.name", c.Kind, Quote(c.Node.ID))
 	}
 	if n.Name == "" {
 		return Node{}, invalidf("%s: node.name is required", c.Kind)
-	}
-	for field, v := range map[string]string{"node.name": n.Name, "node.user": n.User, "node.address": n.Address} {
-		if err := checkLen(c.Kind, field, v); err != nil {
-			return Node{}, err
-		}
 	}
 	return n, nil
 }
@@ -213,9 +211,6 @@ func (f *facts) user(c Change) (User, error) {
 	if c.User == nil || c.User.Login == "" {
 		return User{}, invalidf("%s: user.login is required", c.Kind)
 	}
-	if err := checkLen(c.Kind, "user.login", c.User.Login); err != nil {
-		return User{}, err
-	}
 	u := f.users[c.User.Login]
 	u.Login = c.User.Login
 	if c.User.URL != "" {
@@ -223,6 +218,53 @@ func (f *facts) user(c Change) (User, error) {
 	}
 	u.NeedsApproval = c.User.NeedsApproval
 	return u, nil
+}
+
+// checkShape checks what a change carries, before any fact is consulted:
+// the parts its kind needs and no others, each string within its limit.
+func checkShape(c Change) error {
+	isNode := c.Kind == KindNodeAdded || nodeKinds[c.Kind] != ""
+	isUser := c.Kind == KindUserAdded || c.Kind == KindUserRoleChanged || userKinds[c.Kind] != ""
+	if !isNode && !isUser && c.Kind != KindPolicySaved {
+		return nil // plan names the unknown or missing kind
+	}
+	if c.Node != nil && !isNode {
+		return invalidf("%s: a %s change carries no node", c.Kind, c.Kind)
+	}
+	if c.User != nil && !isUser {
+		return invalidf("%s: a %s change carries no user", c.Kind, c.Kind)
+	}
+	if c.Policy != nil && c.Kind != KindPolicySaved {
+		return invalidf("%s: a %s change carries no policy", c.Kind, c.Kind)
+	}
+	fields := map[string]string{"actor": c.Actor}
+	if n := c.Node; n != nil {
+		for k, v := range map[string]string{"node.id": n.ID, "node.name": n.Name, "node.user": n.User, "node.address": n.Address, "node.url": n.URL} {
+			fields[k] = v
+		}
+		if n.Expiration != "" {
+			if _, err := time.Parse(time.RFC3339, n.Expiration); err != nil {
+				return invalidf("%s: node.expiration %s is not an RFC 3339 time", c.Kind, Quote(n.Expiration))
+			}
+		}
+	}
+	if u := c.User; u != nil {
+		fields["user.login"], fields["user.url"] = u.Login, u.URL
+		if len(u.Roles) > maxRoles {
+			return invalidf("%s: user.roles has %d roles, more than the limit of %d", c.Kind, len(u.Roles), maxRoles)
+		}
+		for i, r := range u.Roles {
+			if err := checkLen(c.Kind, fmt.Sprintf("user.roles[%d]", i), r); err != nil {
+				return err
+			}
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if err := checkLen(c.Kind, k, fields[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkLen(kind, field, v string) error {

@@ -31,6 +31,12 @@ const (
 	// crashEnvDir names the child's data directory; its presence makes
 	// TestHelperProcess act as the child.
 	crashEnvDir = "HERALD_EVENTLOG_CRASH_DIR"
+	// crashEnvMemTable gives the child's Options.MemTableBytes.
+	crashEnvMemTable = "HERALD_EVENTLOG_CRASH_MEMTABLE"
+	// crashSmallMemTable is small enough that a child fills several
+	// memtables, so Pebble rotates its WAL and, from the second rotation
+	// on, reuses an older WAL's file.
+	crashSmallMemTable = 256 << 10
 )
 
 // crashPayload is the exact data of event i of the append that starts at
@@ -50,7 +56,8 @@ func TestHelperProcess(t *testing.T) {
 	if dir == "" {
 		t.Skip("only runs as the crash test's child process")
 	}
-	l, err := Open(dir, Options{Logger: quietLogger(), MinFreeBytes: -1, SkipVerify: true})
+	memTable, _ := strconv.Atoi(os.Getenv(crashEnvMemTable))
+	l, err := Open(dir, Options{Logger: quietLogger(), MinFreeBytes: -1, SkipVerify: true, MemTableBytes: memTable})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "child open: %v\n", err)
 		os.Exit(2)
@@ -106,9 +113,27 @@ type ack struct {
 // TestCrashKeepsAcknowledgedAppends kills a child process that appends
 // from several goroutines with SIGKILL at random moments, reopens its
 // directory each time, and checks that every acknowledged append is there
-// in order with its exact contents, and that every record present belongs
-// to a complete append with the contents the child would have written.
+// in order with its exact contents, that every record present belongs
+// to a complete append with the contents the child would have written,
+// and that the reopen logged no warning.
 func TestCrashKeepsAcknowledgedAppends(t *testing.T) {
+	crashTest(t, 0)
+}
+
+// TestCrashKeepsAcknowledgedAppendsRecycledWALs is the crash test with a
+// memtable small enough that the child rotates its WAL and Pebble reuses
+// older WAL files, so kills leave recycled WALs' leftovers after the
+// newest WAL's records. It checks that this happened.
+func TestCrashKeepsAcknowledgedAppendsRecycledWALs(t *testing.T) {
+	if recycled := crashTest(t, crashSmallMemTable); recycled == 0 {
+		t.Fatalf("got no kill that left a recycled WAL, want some (memtable %d bytes)", crashSmallMemTable)
+	}
+}
+
+// crashTest runs the crash test with the child's memtable size (0: the
+// default) and returns after how many kills the newest WAL was a
+// recycled file.
+func crashTest(t *testing.T, memTable int) (recycled int) {
 	if testing.Short() {
 		t.Skip("spawns processes")
 	}
@@ -120,22 +145,38 @@ func TestCrashKeepsAcknowledgedAppends(t *testing.T) {
 	total := 0
 	for kill := range crashKills {
 		want := 1 + rng.IntN(crashMaxAcks)
-		acks := runAndKill(t, dir, want)
+		acks := runAndKill(t, dir, want, memTable)
 		for _, a := range acks {
 			acked[a.stream] = append(acked[a.stream], a)
 		}
 		total += len(acks)
+		if newestWALRecycled(t, dir) {
+			recycled++
+		}
 		checkAfterCrash(t, dir, acked, kill)
 	}
-	t.Logf("%d kills, %d acknowledged appends checked", crashKills, total)
+	t.Logf("%d kills (%d left a recycled WAL), %d acknowledged appends checked", crashKills, recycled, total)
+	return recycled
+}
+
+// newestWALRecycled reports whether dir's newest WAL ends in an older
+// WAL's EOF trailer: its file was recycled and this WAL did not outgrow it.
+func newestWALRecycled(t *testing.T, dir string) bool {
+	t.Helper()
+	wal := newest(t, dir, ".log")
+	b, err := os.ReadFile(wal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recycledLeftovers(b, uint32(walNum(t, wal)))
 }
 
 // runAndKill starts a child on dir, reads acknowledgements until it has
 // want of them, kills the child with SIGKILL and returns what was read.
-func runAndKill(t *testing.T, dir string, want int) []ack {
+func runAndKill(t *testing.T, dir string, want, memTable int) []ack {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashEnvDir+"="+dir)
+	cmd.Env = append(os.Environ(), crashEnvDir+"="+dir, fmt.Sprintf("%s=%d", crashEnvMemTable, memTable))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

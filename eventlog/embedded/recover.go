@@ -8,8 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
+	"math"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/record"
@@ -28,23 +27,26 @@ const (
 	walFirstRecyclable   = 5 // chunk types 5-8: recyclable format
 	walFirstSync         = 9 // chunk types 9-12: WAL sync format
 	walLastChunkEncoding = 12
+	// walTrailerType is the chunk type of the EOF trailer a clean close
+	// writes: a recyclable full chunk with no checksum or payload whose
+	// log number is the log's plus one.
+	walTrailerType = walFirstRecyclable
+	// walPage is the granularity at which a killed process's last write
+	// can stop short. Linux copies a buffered write into the page cache
+	// one page (folio) at a time and checks for a fatal signal between
+	// them, and every page size is a multiple of 4 KiB.
+	walPage = 4 << 10
 )
 
 var walCRCTable = crc32.MakeTable(crc32.Castagnoli)
 
 // checkWALTail reads the newest WAL in dir with Pebble's own reader before
 // Pebble replays it, to say what replay will do in words an operator can
-// act on:
-//
-//   - a clean end, or an end exactly after a complete record (a crash):
-//     nothing to say beyond an info line;
-//   - a damaged tail (a chunk of this WAL that fails its checksum or is cut
-//     off, or zeros where records were): Pebble will replay up to it and
-//     drop the rest, so a warning names the file, the offset and the bytes
-//     dropped: they may include acknowledged records;
-//   - damage followed by a complete chunk of the same WAL that promises the
-//     damaged bytes were synced: corruption, not a torn write. Open refuses,
-//     naming the file and the offset (Pebble refuses too, less legibly).
+// act on. Pebble's reader decides corruption: a chunk that fails, followed
+// in a later block by a chunk of this WAL that promises the log was synced
+// past it. Open refuses, naming the file and the offset (Pebble refuses
+// too, less legibly). When the reader reports an unclean end instead,
+// classifyWALTail tells a process kill's end from damage.
 func checkWALTail(fs vfs.FS, dir string, logger *slog.Logger) error {
 	logs, err := wal.Scan(wal.Dir{FS: fs, Dirname: dir})
 	if err != nil || len(logs) == 0 {
@@ -74,46 +76,95 @@ func checkWALTail(fs vfs.FS, dir string, logger *slog.Logger) error {
 
 // classifyWALTail looks at the bytes of file after offset at, where the
 // last complete record ended and Pebble will stop replaying.
+//
+// Pebble writes the WAL sequentially, in whole chunks, and syncs before
+// it acknowledges. A kill keeps every byte written (the page cache
+// survives the process), so what a kill leaves after the last complete
+// record is: whole chunks of an unfinished record; then possibly the
+// start of a chunk whose write the kill cut short at a page boundary;
+// then the end of the file, or the leftovers of the older WAL the file
+// was recycled from, which end in that WAL's EOF trailer. None of it was
+// synced, so none of it was acknowledged. Anything else is damage.
 func classifyWALTail(fs vfs.FS, dir, file string, logNum uint32, at int64, logger *slog.Logger) error {
 	tail, err := readFrom(fs, file, at)
 	if err != nil {
 		return fmt.Errorf("open event log %s: read WAL %s: %w", dir, file, err)
 	}
-	if len(tail) == 0 {
-		logger.Info("WAL ended without a clean close (a crash); every complete record is kept", "wal", file, "offset", at)
+	crashEnd := func(what string) error {
+		logger.Info("WAL ended without a clean close (a crash): "+what+"; every complete record is kept", "wal", file, "offset", at, "tail_bytes", len(tail))
 		return nil
 	}
-	// Zero padding at the end of a 32 KiB block is legitimate.
-	if rest := walBlockSize - int(at%walBlockSize); rest < walRecyclableHeader && rest <= len(tail) && allZero(tail[:rest]) {
-		tail, at = tail[rest:], at+int64(rest)
-		if len(tail) == 0 {
-			logger.Info("WAL ended without a clean close (a crash); every complete record is kept", "wal", file, "offset", at)
-			return nil
-		}
+	if len(tail) == 0 {
+		return crashEnd("at a record boundary")
 	}
-	// A kill leaves the file ending at a chunk boundary (Pebble writes
-	// whole chunks), possibly in the middle of a multi-chunk record that
-	// was never synced, so never acknowledged.
 	n := validChunks(tail, logNum, at)
 	if n == len(tail) {
-		logger.Info("WAL ended in an unfinished, unacknowledged write (a crash); every complete record is kept", "wal", file, "offset", at, "unfinished_bytes", n)
-		return nil
+		return crashEnd("in an unfinished, unacknowledged record")
 	}
-	rest := tail[n:]
-	ours := headerLogNum(rest) == logNum
-	later, syncedPast := findChunk(rest, logNum, at+int64(n))
-	switch {
-	case syncedPast >= 0:
-		return fmt.Errorf("open event log %s: WAL %s is corrupt at offset %d: a complete chunk at offset %d says the log was synced past it; refusing to drop acknowledged records", dir, file, at, syncedPast)
-	case ours || later >= 0 || allZero(rest):
-		debugDumpWAL(file, at, n, later)
-		logger.Warn("WAL has a damaged tail: records after the offset are dropped, and they may include acknowledged appends (a torn write loses only unacknowledged ones)",
-			"wal", file, "offset", at, "dropped_bytes", len(tail))
-	default:
-		// Bytes of an older, recycled WAL: the normal end after a crash.
-		logger.Info("WAL ended without a clean close (a crash); every complete record is kept", "wal", file, "offset", at, "recycled_bytes", len(tail))
+	rest, q := tail[n:], at+int64(n)
+	later, syncedPast := findChunk(rest, logNum, q)
+	if syncedPast >= 0 {
+		return fmt.Errorf("open event log %s: WAL %s is corrupt at offset %d: a complete chunk at offset %d says the log was synced past it; refusing to drop acknowledged records", dir, file, q, syncedPast)
 	}
+	// A later whole chunk of this log means the bytes before it were
+	// written whole: damage, whatever their shape.
+	if later < 0 {
+		if what := killCut(rest, q, logNum); what != "" {
+			return crashEnd(what)
+		}
+	}
+	logger.Warn("WAL has a damaged tail: records after the offset are dropped, and they may include acknowledged appends (a torn write loses only unacknowledged ones)",
+		"wal", file, "offset", at, "damage_offset", q, "dropped_bytes", len(tail))
 	return nil
+}
+
+// killCut says what a kill left in rest, the bytes from file offset q
+// (the end of the whole chunks of log logNum) to the end of the file, or
+// "" if a kill cannot leave them: either the leftovers of a recycled WAL
+// from q on, or a chunk of this log cut off at a page boundary p > q,
+// followed by the end of the file or by recycled leftovers.
+func killCut(rest []byte, q int64, logNum uint32) string {
+	const (
+		cutShort = "in a write cut short at a page boundary, unacknowledged"
+		recycled = "at the leftovers of the older WAL this file was recycled from"
+	)
+	eof := q + int64(len(rest))
+	chunkEnd := int64(math.MaxInt64) // unknown while the header is cut off
+	if len(rest) >= walRecyclableHeader {
+		if headerLogNum(rest) != logNum {
+			if recycledLeftovers(rest, logNum) {
+				return recycled
+			}
+			return ""
+		}
+		hdr := walRecyclableHeader
+		if rest[6] >= walFirstSync {
+			hdr = walSyncHeader
+		}
+		if len(rest) >= hdr {
+			chunkEnd = q + int64(hdr) + int64(binary.LittleEndian.Uint16(rest[4:]))
+		}
+	}
+	if eof%walPage == 0 && eof < chunkEnd {
+		return cutShort // p is the end of the file
+	}
+	if p := (q/walPage + 1) * walPage; p < chunkEnd && p <= eof-walRecyclableHeader && recycledLeftovers(rest, logNum) {
+		return cutShort + ", then " + recycled
+	}
+	return ""
+}
+
+// recycledLeftovers reports whether b ends the file with the EOF trailer
+// of an older log: the file was recycled (Pebble reuses only WALs it
+// closed), so bytes not written by log logNum may follow its last write.
+func recycledLeftovers(b []byte, logNum uint32) bool {
+	if len(b) < walRecyclableHeader {
+		return false
+	}
+	t := b[len(b)-walRecyclableHeader:]
+	trailerOf := binary.LittleEndian.Uint32(t[7:11]) // log number + 1
+	return binary.LittleEndian.Uint32(t) == 0 && binary.LittleEndian.Uint16(t[4:]) == 0 &&
+		t[6] == walTrailerType && trailerOf > 0 && trailerOf <= logNum
 }
 
 func readFrom(fs vfs.FS, file string, at int64) ([]byte, error) {
@@ -141,12 +192,13 @@ func allZero(b []byte) bool {
 }
 
 // validChunks is how many bytes at the start of tail (file offset base)
-// are whole chunks of log logNum with good checksums, with legitimate zero
-// padding at block ends.
+// are whole chunks of log logNum with good checksums, with the zero
+// padding Pebble leaves at a block's end when no chunk header fits (its
+// reader accepts up to a sync header's worth).
 func validChunks(tail []byte, logNum uint32, base int64) int {
 	i := 0
 	for i < len(tail) {
-		if rest := walBlockSize - int((base+int64(i))%walBlockSize); rest < walRecyclableHeader {
+		if rest := walBlockSize - int((base+int64(i))%walBlockSize); rest < walSyncHeader {
 			if i+rest > len(tail) || !allZero(tail[i:i+rest]) {
 				return i
 			}
@@ -356,12 +408,4 @@ func (l *Log) verify() error {
 		}
 	}
 	return nil
-}
-
-func debugDumpWAL(file string, at int64, n int, later int64) {
-	b, _ := os.ReadFile(file)
-	name := fmt.Sprintf("/tmp/waldump/%d-%s", os.Getpid(), filepath.Base(file))
-	os.MkdirAll("/tmp/waldump", 0o755)
-	os.WriteFile(name, b, 0o644)
-	os.WriteFile(name+".info", []byte(fmt.Sprintf("at=%d validTail=%d later=%d size=%d\n", at, n, later, len(b))), 0o644)
 }

@@ -4,12 +4,17 @@
 package atomicfile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 )
 
-// Write replaces path with data, with mode perm.
+// Write replaces path with data, with mode perm. It refuses to replace
+// anything but a regular file (a device, a symlink, a directory).
 func Write(path string, data []byte, perm os.FileMode) error {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s exists and is not a regular file (%v); refusing to replace it", path, fi.Mode().Type())
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err

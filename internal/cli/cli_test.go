@@ -3,6 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -48,6 +51,9 @@ func TestBadInputNamesTheProblem(t *testing.T) {
 		{"batch bytes too large", []string{"serve", "--data", dir, "--batch-max-bytes", "1GiB"}, "--batch-max-bytes"},
 		{"negative linger", []string{"serve", "--data", dir, "--batch-linger", "-1ms"}, "--batch-linger"},
 		{"attempt timeout too short", []string{"serve", "--data", dir, "--attempt-timeout", "1ms"}, "--attempt-timeout"},
+		{"retry interval too long", []string{"serve", "--data", dir, "--retry-interval", "1000000h"}, "--retry-interval"},
+		{"console url not a url", []string{"serve", "--data", dir, "--console-url", "not a url"}, "--console-url"},
+		{"console url javascript", []string{"serve", "--data", dir, "--console-url", "javascript:alert(1)"}, "--console-url"},
 		{"unknown eventlog", []string{"serve", "--data", dir, "--eventlog", "postgres://x"}, "--eventlog"},
 		{"bad log level", []string{"serve", "--data", dir, "--log-level", "loud"}, "--log-level"},
 		{"receive without secret", []string{"receive"}, "a secret is required"},
@@ -89,5 +95,23 @@ func TestParseByteSize(t *testing.T) {
 		if (err == nil) != tt.ok || (tt.ok && got != tt.want) {
 			t.Errorf("parseByteSize(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestTakenPortStopsBeforeAnythingStarts: the address is bound before the
+// log is opened and the actors start delivering.
+func TestTakenPortStopsBeforeAnythingStarts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	data := filepath.Join(t.TempDir(), "data")
+	code, _, stderr := run("serve", "--data", data, "--listen", ln.Addr().String())
+	if code != 1 || !strings.Contains(stderr, "--listen") {
+		t.Fatalf("exit %d stderr %q; want 1 and a message naming --listen", code, stderr)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Errorf("the data directory was created (%v); want nothing started", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -76,8 +77,8 @@ func (f *serveFlags) check() error {
 		return usagef("--data: a directory is required")
 	}
 	switch {
-	case f.retryInterval < minRetryInterval:
-		return usagef("--retry-interval %v: want at least %v", f.retryInterval, minRetryInterval)
+	case f.retryInterval < minRetryInterval || f.retryInterval > maxRetryWindow:
+		return usagef("--retry-interval %v: want %v to %v", f.retryInterval, minRetryInterval, maxRetryWindow)
 	case f.retryWindow < 0 || f.retryWindow > maxRetryWindow:
 		return usagef("--retry-window %v: want 0 to %v", f.retryWindow, maxRetryWindow)
 	case f.batchEvents < 1 || f.batchEvents > maxBatchEvents:
@@ -88,6 +89,9 @@ func (f *serveFlags) check() error {
 		return usagef("--batch-linger %v: want 0 to %v", f.linger, maxBatchLinger)
 	case f.attemptTimeout < minAttemptTimeout || f.attemptTimeout > maxAttemptTimeout:
 		return usagef("--attempt-timeout %v: want %v to %v", f.attemptTimeout, minAttemptTimeout, maxAttemptTimeout)
+	}
+	if u, err := url.Parse(f.consoleURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return usagef("--console-url %q: want an absolute http or https URL", f.consoleURL)
 	}
 	if f.eventlog != "embedded" && !strings.HasPrefix(f.eventlog, "esdb://") && !strings.HasPrefix(f.eventlog, "esdb+discover://") {
 		return usagef(`--eventlog %q: want "embedded" or an esdb:// or esdb+discover:// connection string`, f.eventlog)
@@ -119,6 +123,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if f.allowPrivateEgress {
 		logger.Warn("--allow-private-egress is set: deliveries may reach loopback and private networks; never use this in production")
 	}
+	// Bind first: a taken port must stop Herald before its actors start
+	// delivering.
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	defer ln.Close()
 	var log eventlog.Log
 	if f.eventlog != "embedded" {
 		l, err := esdb.Open(ctx, f.eventlog, esdb.Options{Logger: logger})
@@ -145,10 +156,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer srv.Close()
 
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return fmt.Errorf("--listen: %w", err)
-	}
 	httpSrv := &http.Server{
 		Handler:           api.NewHandler(srv, api.Options{Logger: logger, MaxBodyBytes: maxAPIBodyBytes, Version: version()}),
 		ReadHeaderTimeout: readHeaderTimeout,

@@ -146,7 +146,9 @@ func (h *handler) currentSecrets() ([]string, error) {
 	}
 	raw, err := os.ReadFile(h.secretsFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read the secrets file: %v", err)
+		// The path stays in the receiver's own log, not in the answer.
+		h.logger.Error("cannot read the secrets file", "file", h.secretsFile, "err", err)
+		return nil, errors.New("no secret: the receiver cannot read its secrets file")
 	}
 	secrets := append([]string(nil), h.secrets...)
 	for _, line := range strings.Split(string(raw), "\n") {
@@ -155,7 +157,7 @@ func (h *handler) currentSecrets() ([]string, error) {
 		}
 	}
 	if len(secrets) == 0 {
-		return nil, fmt.Errorf("no secret yet: %s is missing or empty", h.secretsFile)
+		return nil, errors.New("no secret yet: the receiver's secrets file is missing or empty")
 	}
 	return secrets, nil
 }

@@ -69,6 +69,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	if len(cfg.Secrets) == 0 && cfg.SecretsFile == "" {
 		return cfg, errors.New("no secret: at least one is required")
 	}
+	if fi, err := os.Stat(cfg.SecretsFile); cfg.SecretsFile != "" && err == nil && !fi.Mode().IsRegular() {
+		return cfg, fmt.Errorf("secrets file %s is not a regular file", cfg.SecretsFile)
+	}
 	for i, s := range cfg.Secrets {
 		if s == "" {
 			return cfg, fmt.Errorf("secret %d is empty", i+1)
