@@ -164,6 +164,8 @@ func TestBadInput(t *testing.T) {
 			wantStatus: 404, wantMsg: "tailnet not found"},
 		{name: "other tailnet: ingest", rq: request{method: "POST", path: "/api/v2/tailnet/other.example.com/changes", key: key, body: strings.NewReader(`{"kind":"policySaved","policy":"{}"}`)},
 			wantStatus: 404, wantMsg: "tailnet not found"},
+		{name: "dot-dot in a path is not redirected", rq: request{method: "GET", path: "/api/v2/webhooks/..", key: h.admin},
+			wantStatus: 404, wantMsg: "no such API call"},
 		{name: "invalid UTF-8 in a body", rq: request{method: "POST", path: create, key: key, body: strings.NewReader("{\"endpointUrl\":\"https://hooks.example.com/\xff\",\"subscriptions\":[]}")},
 			wantStatus: 400, wantMsg: "body: not valid UTF-8"},
 		{name: "list with an invalid tailnet name", rq: request{method: "GET", path: "/api/v2/tailnet/a..b/webhooks", key: h.admin},

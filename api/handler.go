@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -106,6 +107,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Debug("api: request",
 			"method", r.Method, "path", r.URL.Path, "status", sw.status(), "duration", time.Since(start))
 	}()
+	if p := r.URL.Path; p == "" || path.Clean(p) != p {
+		// ServeMux would redirect to the cleaned path with an HTML body;
+		// no API call has such a path.
+		writeError(sw, http.StatusNotFound, "no such API call: check the method and path")
+		return
+	}
 	var out http.ResponseWriter = sw
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		out = &muxErrorWriter{ResponseWriter: sw}

@@ -127,7 +127,9 @@ func (h *harness) do(t *testing.T, rq request) response {
 	} else if rq.body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	res, err := h.ts.Client().Do(req)
+	client := *h.ts.Client()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	res, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", rq.method, rq.path, err)
 	}
