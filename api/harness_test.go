@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herald-webhooks/herald/api"
+	"github.com/herald-webhooks/herald/internal/shared"
 	"github.com/herald-webhooks/herald/server"
 	"github.com/herald-webhooks/herald/signer"
 )
@@ -26,8 +26,8 @@ const testVersion = "v0.0.0-test"
 type harness struct {
 	srv   *server.Server
 	ts    *httptest.Server
-	admin string      // the admin key
-	logs  *syncBuffer // everything the API handler logged (Debug and up)
+	admin string             // the admin key
+	logs  *shared.SyncBuffer // everything the API handler logged (Debug and up)
 }
 
 type harnessOptions struct {
@@ -59,7 +59,7 @@ func newHarness(t *testing.T, o harnessOptions) *harness {
 			t.Errorf("server.Close: %v", err)
 		}
 	})
-	logs := &syncBuffer{}
+	logs := &shared.SyncBuffer{}
 	var b api.Backend = srv
 	if o.wrap != nil {
 		b = o.wrap(srv)
@@ -212,24 +212,6 @@ func (h *harness) listWebhooks(t *testing.T, tailnetName string) []webhookJSON {
 	}
 	h.mustJSON(t, "GET", "/api/v2/tailnet/"+tailnetName+"/webhooks", h.admin, "", http.StatusOK, &out)
 	return out.Webhooks
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // receiver is an HTTPS webhook receiver on loopback that keeps every

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -9,29 +8,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/herald-webhooks/herald/internal/esdbserver"
+	"github.com/herald-webhooks/herald/internal/shared"
 )
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 var listenAddrRE = regexp.MustCompile(`msg="herald listening" addr=(\S+)`)
 
@@ -42,7 +24,7 @@ func TestServeOnEventStoreDB(t *testing.T) {
 	conn, _ := esdbserver.Start(t)
 	data := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr lockedBuffer
+	var stderr shared.SyncBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, []string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--eventlog", conn}, io.Discard, &stderr)

@@ -36,32 +36,14 @@ const (
 	waitLimit   = 10 * time.Second
 )
 
-// syncBuffer is a bytes.Buffer safe for the server and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testReceiver is a receiver started with Run on a loopback port.
 type testReceiver struct {
 	addr     string
 	url      string
 	certPath string
 	client   *http.Client
-	out      *syncBuffer
-	logs     *syncBuffer
+	out      *shared.SyncBuffer
+	logs     *shared.SyncBuffer
 	cancel   context.CancelFunc
 	done     chan error
 }
@@ -71,7 +53,7 @@ type testReceiver struct {
 // receiver is stopped, and its logs checked for secrets, at cleanup.
 func start(t *testing.T, cfg receiver.Config) *testReceiver {
 	t.Helper()
-	r := &testReceiver{out: &syncBuffer{}, logs: &syncBuffer{}, done: make(chan error, 1)}
+	r := &testReceiver{out: &shared.SyncBuffer{}, logs: &shared.SyncBuffer{}, done: make(chan error, 1)}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
