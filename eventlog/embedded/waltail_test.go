@@ -41,6 +41,9 @@ const (
 	tailRecycledUnackedBytes = 3000
 	// tailRecycledRecords fills the WAL that is later recycled.
 	tailRecycledRecords = 60
+	// tailFirstWALRecords is how many records precede the unacknowledged
+	// append in a new store's first WAL.
+	tailFirstWALRecords = 3
 )
 
 // walState is a log closed after its WAL was captured twice while open:
@@ -173,7 +176,7 @@ func openKilled(t *testing.T, s walState, wal []byte) string {
 func firstWALState(t *testing.T) walState {
 	dir := t.TempDir()
 	l := openTest(t, dir, Options{})
-	for range 3 {
+	for range tailFirstWALRecords {
 		mustAppend(t, l, tailEvent(tailFillBytes))
 	}
 	return captureWAL(t, dir, l, tailUnackedBytes)
