@@ -210,14 +210,25 @@ func (a *tailnetActor) respondErr(ctx actor.Context, err error) {
 
 // load rebuilds the tailnet's state from its stream (once, or again after
 // a failed append left the state in doubt) and starts its endpoint actors.
+// A reload keeps the endpoint actors already running, and hands them any
+// notification it finds past the version it knew: an append whose outcome
+// was unknown may have been written after all.
 func (a *tailnetActor) load(ctx actor.Context) error {
 	if a.loaded {
 		return nil
 	}
+	running := map[string]*actor.PID{}
+	for id, ep := range a.endpoints {
+		if ep.pid != nil {
+			running[id] = ep.pid
+		}
+	}
+	known, reloading := a.version, a.endpoints != nil
 	a.version = -1
 	a.endpoints = map[string]*endpointState{}
 	a.order = nil
 	a.facts = newFacts()
+	late := map[string][]endpoint.Notification{}
 	bg := context.Background()
 	for from := uint64(0); ; {
 		recs, err := a.cfg.Log.ReadStream(bg, a.stream, from, readPage)
@@ -228,6 +239,15 @@ func (a *tailnetActor) load(ctx actor.Context) error {
 			if err := a.apply(rec); err != nil {
 				return err
 			}
+			if reloading && int64(rec.Version) > known && rec.Type == recNotification {
+				n, err := decode[notificationRecord](rec)
+				if err != nil {
+					return err
+				}
+				for _, id := range n.Targets {
+					late[id] = append(late[id], endpoint.Notification{EventID: n.EventID, TailnetVersion: rec.Version, Payload: n.Payload})
+				}
+			}
 		}
 		if len(recs) < readPage {
 			break
@@ -236,10 +256,22 @@ func (a *tailnetActor) load(ctx actor.Context) error {
 	}
 	a.loaded = true
 	for _, id := range a.order {
-		if ep := a.endpoints[id]; ep.pid == nil {
+		ep := a.endpoints[id]
+		ep.pid = running[id]
+		switch {
+		case ep.pid == nil:
 			if err := a.spawn(ctx, ep); err != nil {
 				a.log.Error("cannot start endpoint actor", "endpoint", id, "err", err)
 			}
+		case reloading:
+			// Settings (a secret, a deletion) may have changed in the
+			// append whose outcome was in doubt.
+			if settings, err := a.settings(ep); err == nil {
+				ctx.Send(ep.pid, &endpoint.UpdateSettings{Settings: settings})
+			}
+		}
+		if ep.pid != nil && len(late[id]) > 0 {
+			ctx.Send(ep.pid, &endpoint.Notify{Notifications: late[id]})
 		}
 	}
 	return nil
