@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	testshared "github.com/herald-webhooks/herald/internal/shared"
 	"io"
 	"log/slog"
 	"net/http"
@@ -214,24 +215,6 @@ func (f *flakyLog) Append(ctx context.Context, stream string, expected eventlog.
 	return f.Log.Append(ctx, stream, expected, evs...)
 }
 
-// logBuffer collects every slog line of a test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness runs endpoint actors on a real embedded log in t.TempDir(),
 // delivering over real HTTPS through the real egress client, on a fake
 // clock.
@@ -242,7 +225,7 @@ type harness struct {
 	base  *embedded.Log // the real log
 	log   eventlog.Log  // what the actors use (base, or a flakyLog around it)
 	flaky *flakyLog
-	logs  *logBuffer
+	logs  *testshared.SyncBuffer
 	pub   Publisher
 	sys   *actor.ActorSystem
 	cfg   Config
@@ -260,7 +243,7 @@ type harnessOpts struct {
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
-	h := &harness{t: t, dir: t.TempDir(), clk: clock.NewFake(t0), logs: &logBuffer{}}
+	h := &harness{t: t, dir: t.TempDir(), clk: clock.NewFake(t0), logs: &testshared.SyncBuffer{}}
 	h.cfg = Config{Clock: h.clk, Retry: o.retry, Batch: o.batch, Logger: slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	h.openLog(o.flaky)
 	res, err := h.base.Append(context.Background(), "tailnet-"+tailnetName, eventlog.NoStream, eventlog.Event{Type: "endpointCreated", Data: []byte(`{}`)})

@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/herald-webhooks/herald/internal/shared"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 
 	"github.com/herald-webhooks/herald/eventlog"
@@ -16,27 +16,11 @@ import (
 // quietLogger discards log output.
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// capture is a slog handler that keeps what was logged, for tests that
-// assert a warning.
-type capture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+// capture keeps what was logged, for tests that assert a warning.
+type capture struct{ shared.SyncBuffer }
 
 func (c *capture) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(c, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-func (c *capture) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.Write(p)
-}
-
-func (c *capture) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
 }
 
 func openTest(t testing.TB, dir string, opts Options) *Log {
