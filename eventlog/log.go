@@ -161,3 +161,24 @@ func VersionMatches(expected ExpectedVersion, current int64) bool {
 		return int64(expected) == current
 	}
 }
+
+// ForEachInStream calls fn for every record of stream with version >=
+// from, in version order, reading page records at a time so that a long
+// stream is never held in memory whole. It stops at fn's first error.
+func ForEachInStream(ctx context.Context, log Log, stream string, from uint64, page int, fn func(Record) error) error {
+	for {
+		recs, err := log.ReadStream(ctx, stream, from, page)
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			if err := fn(rec); err != nil {
+				return err
+			}
+		}
+		if len(recs) < page {
+			return nil
+		}
+		from = recs[len(recs)-1].Version + 1
+	}
+}

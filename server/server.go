@@ -466,23 +466,14 @@ func (p publisher) Publish(ctx context.Context, d endpoint.Delivery) endpoint.Ou
 
 // readStream calls fn for every record of a stream, in order.
 func readStream(ctx context.Context, log eventlog.Log, stream string, fn func(eventlog.Record) error) error {
-	const page = 4096
-	for from := uint64(0); ; {
-		recs, err := log.ReadStream(ctx, stream, from, page)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", stream, err)
-		}
-		for _, rec := range recs {
-			if err := fn(rec); err != nil {
-				return err
-			}
-		}
-		if len(recs) < page {
-			return nil
-		}
-		from = recs[len(recs)-1].Version + 1
+	if err := eventlog.ForEachInStream(ctx, log, stream, 0, readPage, fn); err != nil {
+		return fmt.Errorf("read %s: %w", stream, err)
 	}
+	return nil
 }
+
+// readPage is how many records a stream read takes at a time.
+const readPage = 4096
 
 func randomString(n int) (string, error) { return randid.String(n) }
 

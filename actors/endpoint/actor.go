@@ -230,27 +230,21 @@ func (a *endpointActor) repair(ctx actor.Context) {
 func (a *endpointActor) rebuild() error {
 	q := NewQueue(a.cfg.Retry, a.cfg.Batch)
 	version := int64(-1)
-	for from := uint64(0); ; {
-		recs, err := a.cfg.Log.ReadStream(a.sh.ctx, a.stream, from, RebuildPageSize)
+	err := eventlog.ForEachInStream(a.sh.ctx, a.cfg.Log, a.stream, 0, RebuildPageSize, func(rec eventlog.Record) error {
+		r, err := DecodeRecord(rec)
 		if err != nil {
-			return err
+			// A record that cannot be read is skipped, not fatal: the
+			// rest of the endpoint's deliveries go on.
+			a.log.Error("skipping an unreadable record", "version", rec.Version, "err", err)
+		} else if r == nil {
+			a.log.Debug("skipping a record of an unknown type", "version", rec.Version, "type", rec.Type)
 		}
-		for _, rec := range recs {
-			r, err := DecodeRecord(rec)
-			if err != nil {
-				// A record that cannot be read is skipped, not fatal: the
-				// rest of the endpoint's deliveries go on.
-				a.log.Error("skipping an unreadable record", "version", rec.Version, "err", err)
-			} else if r == nil {
-				a.log.Debug("skipping a record of an unknown type", "version", rec.Version, "type", rec.Type)
-			}
-			q.Apply(rec.Version, r)
-			version = int64(rec.Version)
-		}
-		if len(recs) < RebuildPageSize {
-			break
-		}
-		from = recs[len(recs)-1].Version + 1
+		q.Apply(rec.Version, r)
+		version = int64(rec.Version)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	a.q, a.version, a.ready = q, version, true
 	st := q.Stats()

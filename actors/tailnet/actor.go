@@ -229,30 +229,24 @@ func (a *tailnetActor) load(ctx actor.Context) error {
 	a.order = nil
 	a.facts = newFacts()
 	late := map[string][]endpoint.Notification{}
-	bg := context.Background()
-	for from := uint64(0); ; {
-		recs, err := a.cfg.Log.ReadStream(bg, a.stream, from, readPage)
+	err := eventlog.ForEachInStream(context.Background(), a.cfg.Log, a.stream, 0, readPage, func(rec eventlog.Record) error {
+		if err := a.apply(rec); err != nil {
+			return err
+		}
+		if !reloading || int64(rec.Version) <= known || rec.Type != recNotification {
+			return nil
+		}
+		n, err := decode[notificationRecord](rec)
 		if err != nil {
-			return fmt.Errorf("replay %s: %w", a.stream, err)
+			return err
 		}
-		for _, rec := range recs {
-			if err := a.apply(rec); err != nil {
-				return err
-			}
-			if reloading && int64(rec.Version) > known && rec.Type == recNotification {
-				n, err := decode[notificationRecord](rec)
-				if err != nil {
-					return err
-				}
-				for _, id := range n.Targets {
-					late[id] = append(late[id], endpoint.Notification{EventID: n.EventID, TailnetVersion: rec.Version, Payload: n.Payload})
-				}
-			}
+		for _, id := range n.Targets {
+			late[id] = append(late[id], endpoint.Notification{EventID: n.EventID, TailnetVersion: rec.Version, Payload: n.Payload})
 		}
-		if len(recs) < readPage {
-			break
-		}
-		from = recs[len(recs)-1].Version + 1
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", a.stream, err)
 	}
 	a.loaded = true
 	for _, id := range a.order {
@@ -671,28 +665,20 @@ func (a *tailnetActor) spawn(ctx actor.Context, ep *endpointState) error {
 func Backlog(log eventlog.Log, stream string) func(ctx context.Context, endpointID string, after uint64) ([]endpoint.Notification, error) {
 	return func(ctx context.Context, endpointID string, after uint64) ([]endpoint.Notification, error) {
 		var out []endpoint.Notification
-		for from := after + 1; ; {
-			recs, err := log.ReadStream(ctx, stream, from, readPage)
+		err := eventlog.ForEachInStream(ctx, log, stream, after+1, readPage, func(rec eventlog.Record) error {
+			if rec.Type != recNotification {
+				return nil
+			}
+			n, err := decode[notificationRecord](rec)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			for _, rec := range recs {
-				if rec.Type != recNotification {
-					continue
-				}
-				n, err := decode[notificationRecord](rec)
-				if err != nil {
-					return nil, err
-				}
-				if slices.Contains(n.Targets, endpointID) {
-					out = append(out, endpoint.Notification{EventID: n.EventID, TailnetVersion: rec.Version, Payload: n.Payload})
-				}
+			if slices.Contains(n.Targets, endpointID) {
+				out = append(out, endpoint.Notification{EventID: n.EventID, TailnetVersion: rec.Version, Payload: n.Payload})
 			}
-			if len(recs) < readPage {
-				return out, nil
-			}
-			from = recs[len(recs)-1].Version + 1
-		}
+			return nil
+		})
+		return out, err
 	}
 }
 
