@@ -13,6 +13,7 @@ import (
 
 	"github.com/herald-webhooks/herald/api"
 	"github.com/herald-webhooks/herald/eventlog"
+	"github.com/herald-webhooks/herald/internal/randid"
 )
 
 const (
@@ -79,11 +80,11 @@ func (ks *keyStore) create(ctx context.Context, tailnetName, description string,
 // createWith is create with a step (keep, if not nil) that runs on the key
 // before its hash is logged.
 func (ks *keyStore) createWith(ctx context.Context, tailnetName, description string, now time.Time, keep func(key string) error) (key, id string, err error) {
-	id, err = randomString(keyIDLength)
+	id, err = randid.String(keyIDLength)
 	if err != nil {
 		return "", "", err
 	}
-	secret, err := randomString(keySecretLen)
+	secret, err := randid.String(keySecretLen)
 	if err != nil {
 		return "", "", err
 	}

@@ -46,29 +46,23 @@ func (s *Server) EndpointTailnet(endpointID string) (string, bool) {
 	return name, ok
 }
 
-func (s *Server) endpointCall(tailnetName string, create bool, msg any) (*tailnet.EndpointReply, error) {
-	canon, err := tailnet.CanonicalName(tailnetName)
+// endpointCall asks a tailnet actor an endpoint request, and returns its
+// reply and the tailnet's canonical name.
+func (s *Server) endpointCall(tailnetName string, create bool, msg any) (*tailnet.EndpointReply, string, error) {
+	pid, canon, err := s.tailnet(tailnetName, create)
 	if err != nil {
-		return nil, err
-	}
-	pid, err := s.tailnet(canon, create)
-	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	reply, err := request[*tailnet.EndpointReply](s, pid, msg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return reply, reply.Err
+	return reply, canon, reply.Err
 }
 
 // CreateEndpoint implements api.Backend.
 func (s *Server) CreateEndpoint(ctx context.Context, tailnetName, actor, url, providerType string, subscriptions []string) (tailnet.Endpoint, string, error) {
-	canon, err := tailnet.CanonicalName(tailnetName)
-	if err != nil {
-		return tailnet.Endpoint{}, "", err
-	}
-	reply, err := s.endpointCall(canon, true, &tailnet.CreateEndpoint{Actor: actor, URL: url, ProviderType: providerType, Subscriptions: subscriptions})
+	reply, canon, err := s.endpointCall(tailnetName, true, &tailnet.CreateEndpoint{Actor: actor, URL: url, ProviderType: providerType, Subscriptions: subscriptions})
 	if err != nil {
 		return tailnet.Endpoint{}, "", err
 	}
@@ -80,11 +74,7 @@ func (s *Server) CreateEndpoint(ctx context.Context, tailnetName, actor, url, pr
 
 // ListEndpoints implements api.Backend. A tailnet never used lists empty.
 func (s *Server) ListEndpoints(ctx context.Context, tailnetName string) ([]tailnet.Endpoint, error) {
-	canon, err := tailnet.CanonicalName(tailnetName)
-	if err != nil {
-		return nil, err
-	}
-	pid, err := s.tailnet(canon, false)
+	pid, _, err := s.tailnet(tailnetName, false)
 	if err == tailnet.ErrNotFound {
 		return []tailnet.Endpoint{}, nil
 	}
@@ -103,7 +93,7 @@ func (s *Server) ListEndpoints(ctx context.Context, tailnetName string) ([]tailn
 
 // GetEndpoint implements api.Backend.
 func (s *Server) GetEndpoint(ctx context.Context, tailnetName, endpointID string) (tailnet.Endpoint, error) {
-	reply, err := s.endpointCall(tailnetName, false, &tailnet.GetEndpoint{ID: endpointID})
+	reply, _, err := s.endpointCall(tailnetName, false, &tailnet.GetEndpoint{ID: endpointID})
 	if err != nil {
 		return tailnet.Endpoint{}, err
 	}
@@ -112,7 +102,7 @@ func (s *Server) GetEndpoint(ctx context.Context, tailnetName, endpointID string
 
 // UpdateEndpoint implements api.Backend.
 func (s *Server) UpdateEndpoint(ctx context.Context, tailnetName, endpointID, actor string, subscriptions []string) (tailnet.Endpoint, error) {
-	reply, err := s.endpointCall(tailnetName, false, &tailnet.UpdateEndpoint{ID: endpointID, Actor: actor, Subscriptions: subscriptions})
+	reply, _, err := s.endpointCall(tailnetName, false, &tailnet.UpdateEndpoint{ID: endpointID, Actor: actor, Subscriptions: subscriptions})
 	if err != nil {
 		return tailnet.Endpoint{}, err
 	}
@@ -121,7 +111,7 @@ func (s *Server) UpdateEndpoint(ctx context.Context, tailnetName, endpointID, ac
 
 // RotateSecret implements api.Backend.
 func (s *Server) RotateSecret(ctx context.Context, tailnetName, endpointID, actor string) (tailnet.Endpoint, string, error) {
-	reply, err := s.endpointCall(tailnetName, false, &tailnet.RotateSecret{ID: endpointID, Actor: actor})
+	reply, _, err := s.endpointCall(tailnetName, false, &tailnet.RotateSecret{ID: endpointID, Actor: actor})
 	if err != nil {
 		return tailnet.Endpoint{}, "", err
 	}
@@ -130,13 +120,13 @@ func (s *Server) RotateSecret(ctx context.Context, tailnetName, endpointID, acto
 
 // TestEndpoint implements api.Backend.
 func (s *Server) TestEndpoint(ctx context.Context, tailnetName, endpointID string) error {
-	_, err := s.endpointCall(tailnetName, false, &tailnet.TestEndpoint{ID: endpointID})
+	_, _, err := s.endpointCall(tailnetName, false, &tailnet.TestEndpoint{ID: endpointID})
 	return err
 }
 
 // DeleteEndpoint implements api.Backend.
 func (s *Server) DeleteEndpoint(ctx context.Context, tailnetName, endpointID, actor string) error {
-	if _, err := s.endpointCall(tailnetName, false, &tailnet.DeleteEndpoint{ID: endpointID, Actor: actor}); err != nil {
+	if _, _, err := s.endpointCall(tailnetName, false, &tailnet.DeleteEndpoint{ID: endpointID, Actor: actor}); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -147,11 +137,7 @@ func (s *Server) DeleteEndpoint(ctx context.Context, tailnetName, endpointID, ac
 
 // Ingest implements api.Backend.
 func (s *Server) Ingest(ctx context.Context, tailnetName string, changes []tailnet.Change) ([]tailnet.Raised, error) {
-	canon, err := tailnet.CanonicalName(tailnetName)
-	if err != nil {
-		return nil, err
-	}
-	pid, err := s.tailnet(canon, true)
+	pid, _, err := s.tailnet(tailnetName, true)
 	if err != nil {
 		return nil, err
 	}
@@ -164,11 +150,7 @@ func (s *Server) Ingest(ctx context.Context, tailnetName string, changes []tailn
 
 // DeliveryStatus implements api.Backend.
 func (s *Server) DeliveryStatus(ctx context.Context, tailnetName, endpointID string) (any, error) {
-	canon, err := tailnet.CanonicalName(tailnetName)
-	if err != nil {
-		return nil, err
-	}
-	pid, err := s.tailnet(canon, false)
+	pid, _, err := s.tailnet(tailnetName, false)
 	if err != nil {
 		return nil, err
 	}

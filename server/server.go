@@ -22,7 +22,6 @@ import (
 	"github.com/herald-webhooks/herald/eventlog"
 	"github.com/herald-webhooks/herald/eventlog/embedded"
 	"github.com/herald-webhooks/herald/internal/atomicfile"
-	"github.com/herald-webhooks/herald/internal/randid"
 	"github.com/herald-webhooks/herald/signer"
 )
 
@@ -378,23 +377,28 @@ func (s *Server) spawnTailnetLocked(name string) *actor.PID {
 	return pid
 }
 
-// tailnet returns the actor of a tailnet. With create, a tailnet seen for
-// the first time gets an actor; it is registered in the directory (so that
-// a restart starts it) only when its first record is about to be written,
-// so a refused call leaves nothing behind.
-func (s *Server) tailnet(name string, create bool) (*actor.PID, error) {
+// tailnet returns the actor of a tailnet, and the tailnet's canonical
+// name (tailnet.CanonicalName). With create, a tailnet seen for the first
+// time gets an actor; it is registered in the directory (so that a restart
+// starts it) only when its first record is about to be written, so a
+// refused call leaves nothing behind.
+func (s *Server) tailnet(name string, create bool) (*actor.PID, string, error) {
+	canon, err := tailnet.CanonicalName(name)
+	if err != nil {
+		return nil, "", err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, eventlog.ErrClosed
+		return nil, "", eventlog.ErrClosed
 	}
-	if pid, ok := s.tailnets[name]; ok {
-		return pid, nil
+	if pid, ok := s.tailnets[canon]; ok {
+		return pid, canon, nil
 	}
 	if !create {
-		return nil, tailnet.ErrNotFound
+		return nil, "", tailnet.ErrNotFound
 	}
-	return s.spawnTailnetLocked(name), nil
+	return s.spawnTailnetLocked(canon), canon, nil
 }
 
 // register records a tailnet in the directory, once, before its stream's
@@ -474,7 +478,5 @@ func readStream(ctx context.Context, log eventlog.Log, stream string, fn func(ev
 
 // readPage is how many records a stream read takes at a time.
 const readPage = 4096
-
-func randomString(n int) (string, error) { return randid.String(n) }
 
 var _ api.Backend = (*Server)(nil)
